@@ -1,0 +1,1 @@
+"""models/mois_sam2"""
