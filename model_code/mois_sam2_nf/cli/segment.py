@@ -1,0 +1,40 @@
+"""``mois-sam2-nf segment``: segment one scan from a clicks JSON file (logic in evaluation.segment_one)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = """Segment one scan with an interactive model from a clicks JSON file.
+
+Clicks file: {"lesions": [{"id": 1, "clicks": [[i, j, k, 1], [i, j, k, 0]]}, {"id": 2, "clicks": [[i, j, k, 1]]}]}
+  i, j, k  integer voxel indices of the image array as nibabel loads it (0-based)
+  last     1 = positive click (lesion), 0 = negative click (background)
+  id       integer >= 1, unique; the lesion's value in lesions.nii.gz; each lesion needs a positive click
+
+Writes to --out (image space): lesions.nii.gz (int32 lesion ids), propagated.nii.gz (uint8, models that propagate
+to unprompted lesions, e.g. mois_sam2) and combined.nii.gz (uint8 union). Bad clicks: one error line, exit 1,
+nothing written."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--image", required=True, help="scan (.nii or .nii.gz)")
+    parser.add_argument("--clicks", required=True, help="clicks JSON file (format above)")
+    parser.add_argument("--model", default="mois_sam2", help="registered segmenter name (default mois_sam2)")
+    parser.add_argument("--checkpoint", default=None, help="model weights (passed to the model as checkpoint=)")
+    parser.add_argument("--config", default=None, help="model config name (passed as config=)")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (passed as device=)")
+    parser.add_argument("--label", default=None, help="ground-truth label for the oracle segmenters (testing only)")
+    parser.add_argument("--out", required=True, help="output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mois_sam2_nf.evaluation.segment_one import segment_scan
+
+    options = {k: v for k, v in (("checkpoint", args.checkpoint), ("config", args.config), ("device", args.device)) if v}
+    outputs = segment_scan(args.image, args.clicks, args.model, args.out, label_path=args.label, **options)
+    for path in (outputs.lesions, outputs.propagated, outputs.combined):
+        if path is not None:
+            print(f"wrote {path}")
+    print(f"segmented {outputs.n_lesions} lesion(s): {outputs.combined}")
+    return 0

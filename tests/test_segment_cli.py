@@ -1,0 +1,121 @@
+"""``mois-sam2-nf segment``: round trip on a `tiny` scan with the oracle, propagation output, and bad clicks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mois_sam2_nf.cli.main import main
+from mois_sam2_nf.data.instances import size_ordered_components
+from mois_sam2_nf.data.io import load_label, load_nifti
+from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.evaluation.segment_one import read_clicks, segment_scan
+
+
+@pytest.fixture(scope="module")
+def tiny_scan(tiny_cohort: Path) -> tuple[Path, Path, np.ndarray]:
+    """(image path, label path, size-ordered 26-components of the label) of the first ts1 case."""
+    image = sorted((tiny_cohort / "imagesTs_1").glob("*.nii.gz"))[0]
+    label = tiny_cohort / "labelsTs_1_instance" / image.name
+    components, _ = size_ordered_components(load_label(label).array > 0)
+    return image, label, components
+
+
+def _inside(components: np.ndarray, lesion: int) -> list[int]:
+    return [int(v) for v in np.argwhere(components == lesion)[0]]
+
+
+def _write(path: Path, obj: object) -> Path:
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return path
+
+
+def test_oracle_round_trip_writes_lesion_ids_in_image_space(tiny_scan, tmp_path: Path, capsys) -> None:
+    image, label, components = tiny_scan
+    assert components.max() >= 3
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [
+        {"id": 5, "clicks": [[*_inside(components, 1), 1], [0, 0, 0, 0]]},
+        {"id": 9, "clicks": [[*_inside(components, 3), 1]]},
+    ]})  # fmt: skip
+    out = tmp_path / "out"
+    code = main(["segment", "--image", str(image), "--clicks", str(clicks), "--model", "oracle",
+                 "--label", str(label), "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert str(out / "combined.nii.gz") in capsys.readouterr().out.strip().splitlines()[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["combined.nii.gz", "lesions.nii.gz"]
+    img = nib.load(str(image))
+    lesions = nib.load(str(out / "lesions.nii.gz"))
+    np.testing.assert_array_equal(lesions.affine, img.affine)
+    assert lesions.shape == img.shape
+    assert int(lesions.header["sform_code"]) == int(img.header["sform_code"])
+    values = np.asarray(lesions.dataobj)
+    assert values.dtype.kind == "i"
+    expected = np.where(components == 1, 5, 0) + np.where(components == 3, 9, 0)
+    np.testing.assert_array_equal(values, expected)
+    combined = np.asarray(nib.load(str(out / "combined.nii.gz")).dataobj)
+    assert combined.dtype == np.uint8
+    np.testing.assert_array_equal(combined, (expected > 0).astype(np.uint8))
+
+
+def test_propagating_model_writes_the_propagated_mask(tiny_scan, tmp_path: Path) -> None:
+    image, label, components = tiny_scan
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    outputs = segment_scan(image, clicks, "imperfect_oracle", tmp_path / "out", label_path=label,
+                           propagates=True, miss_every=0, margin=0, fp_edge=0)  # fmt: skip
+    propagated = load_nifti(outputs.propagated).array
+    np.testing.assert_array_equal(propagated, (components > 1).astype(np.uint8))
+    combined = load_nifti(outputs.combined).array
+    np.testing.assert_array_equal(combined, (components > 0).astype(np.uint8))
+    np.testing.assert_array_equal(load_nifti(outputs.lesions).array, (components == 1).astype(np.int32))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"lesions": [{"id": 1, "clicks": [[999, 0, 0, 1]]}]}', "outside the volume"),
+        ('{"lesions": [{"id": 1, "clicks": [[0, 0, 0, 1]]}', "not valid JSON"),
+        ('{"points": []}', 'expected {"lesions"'),
+        ('{"lesions": [{"id": 1, "clicks": [[0, 0, 0, 1]]}, {"id": 1, "clicks": [[1, 0, 0, 1]]}]}', "duplicate lesion id 1"),
+        ('{"lesions": [{"id": 0, "clicks": [[0, 0, 0, 1]]}]}', "id must be an integer >= 1"),
+        ('{"lesions": [{"id": 2, "clicks": [[0, 0, 1]]}]}', "must be [i, j, k, 1 or 0]"),
+        ('{"lesions": [{"id": 2, "clicks": [[0, 0, 0, 2]]}]}', "must be [i, j, k, 1 or 0]"),
+        ('{"lesions": [{"id": 2, "clicks": [[0, 0, 0, 0]]}]}', "no positive click"),
+        ('{"lesions": [{"id": 2, "click": [[0, 0, 0, 1]]}]}', 'exactly "id" and "clicks"'),
+        ('{"lesions": []}', "is empty"),
+    ],
+)
+def test_bad_clicks_give_one_error_line_and_write_nothing(tiny_scan, tmp_path: Path, capsys, content, message) -> None:
+    image, label, _ = tiny_scan
+    clicks = tmp_path / "clicks.json"
+    clicks.write_text(content, encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["segment", "--image", str(image), "--clicks", str(clicks), "--model", "oracle",
+                 "--label", str(label), "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith(f"error: {clicks}") and message in err[0]
+    assert not out.exists()
+
+
+def test_read_clicks_keeps_file_order_and_polarity(tmp_path: Path) -> None:
+    path = _write(tmp_path / "c.json", {"lesions": [{"id": 3, "clicks": [[1, 2, 3, 1], [0, 1, 2, 0]]},
+                                                    {"id": 1, "clicks": [[4, 4, 4, 1]]}]})  # fmt: skip
+    lesions = read_clicks(path, (5, 5, 5))
+    assert [lesion.lesion_id for lesion in lesions] == [3, 1]
+    assert [tuple(c) for c in lesions[0].clicks] == [(1, 2, 3, True), (0, 1, 2, False)]
+    with pytest.raises(InputError, match="outside the volume of shape"):
+        read_clicks(path, (4, 5, 5))
+
+
+def test_model_that_cannot_be_created_is_one_error_line(tiny_scan, tmp_path: Path, capsys) -> None:
+    image, _, components = tiny_scan
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    code = main(["segment", "--image", str(image), "--clicks", str(clicks), "--model", "no_such_model",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 1
+    assert "unknown model 'no_such_model'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
