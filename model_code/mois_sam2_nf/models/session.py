@@ -22,7 +22,7 @@ import torch
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, Scan
-from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin, volume_state
+from mois_sam2_nf.models.sam2.volume_predictor import EmbeddingCache, VolumeInferenceMixin, volume_state
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
@@ -79,6 +79,8 @@ class ScanSession:
         imagenet_norm: ImageNet-normalise frames (plain SAM2 with official weights).
         early_stop_k: stop each propagation direction after this many consecutive absent frames (``None`` = exact).
         offload_state_to_cpu: keep tracking outputs and the embedding cache on the CPU.
+        cache_capacity: frames kept by the embedding cache; ``None`` (default) encodes each frame once per scan,
+            ``1`` re-encodes like upstream sam2 (the benchmark's naive path).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class ScanSession:
         imagenet_norm: bool = False,
         early_stop_k: int | None = None,
         offload_state_to_cpu: bool = False,
+        cache_capacity: int | None = None,
     ) -> None:
         self.predictor = predictor
         self.scan = scan
@@ -97,8 +100,10 @@ class ScanSession:
         self.early_stop_k = early_stop_k
         volume = percentile_scale(scan.view.to_canonical(np.asarray(scan.image)))
         self.shape: tuple[int, int, int] = tuple(int(s) for s in volume.shape)
+        storage = torch.device("cpu") if offload_state_to_cpu else predictor.device
+        cache = EmbeddingCache(storage_device=storage, capacity=cache_capacity)
         with self.autocast():
-            self.state = predictor.init_state(volume, imagenet_norm=imagenet_norm,
+            self.state = predictor.init_state(volume, cache=cache, imagenet_norm=imagenet_norm,
                                               offload_state_to_cpu=offload_state_to_cpu)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:

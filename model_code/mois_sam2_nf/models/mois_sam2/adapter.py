@@ -1,0 +1,56 @@
+"""Evaluation adapter ``"mois_sam2"``: MOIS-SAM2 on whole scans.
+
+Same click protocol as the plain ``"sam2"`` adapter (:class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter`), with
+a MOIS-SAM2 predictor whose exemplar bank persists across the lesions of a scan, and :meth:`propagate` returning the
+lesions found by semantic propagation (model spec section 6.4) on the original grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mois_sam2_nf.evaluation.interface import register_segmenter
+from mois_sam2_nf.models.sam2.adapter import SAM2Segmenter
+from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
+
+#: predictor class the MOIS-SAM2 adapter builds (model ``_target_`` override)
+MOIS_PREDICTOR_TARGET = "mois_sam2_nf.models.mois_sam2.predictor.MOISSAM2Predictor"
+
+
+@register_segmenter("mois_sam2")
+class MOISSAM2Segmenter(SAM2Segmenter):
+    """MOIS-SAM2 volume segmenter: interactive lesions plus propagation to unprompted ones.
+
+    Args:
+        config: MOIS-SAM2 config name (e.g. ``"mois_sam2.1_hiera_b+"``) or YAML path.
+        checkpoint: ``{"model": state_dict}`` file, or ``None`` for random weights.
+        num_max_exemplars: exemplars used per semantic call (evaluation default 7).
+        other arguments: as :class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter` (``imagenet_norm`` defaults to
+            False for MOIS-SAM2).
+    """
+
+    name = "mois_sam2"
+    propagates = True
+    default_imagenet_norm = False
+
+    def __init__(self, config: str, checkpoint: str | None = None, device: str = "cpu", precision: str = "fp32",
+                 num_max_exemplars: int = 7, early_stop_k: int | None = None, imagenet_norm: bool | None = None,
+                 offload_state_to_cpu: bool = False) -> None:
+        self.num_max_exemplars = int(num_max_exemplars)
+        super().__init__(config, checkpoint, device=device, precision=precision, early_stop_k=early_stop_k,
+                         imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu)
+
+    def build_predictor(self, config: str, checkpoint: str | None, device: str) -> VolumeInferenceMixin:
+        """Build the MOIS-SAM2 volume predictor."""
+        from mois_sam2_nf.models.mois_sam2 import build_mois_sam2
+
+        return build_mois_sam2(config, checkpoint, device=device, target=MOIS_PREDICTOR_TARGET,
+                               overrides=[f"++model.num_max_exemplars={self.num_max_exemplars}"])
+
+    def propagate(self) -> np.ndarray | None:
+        """Bool mask (original grid) of the lesions found from the exemplar bank, outside the current lesion masks."""
+        session = self._session()
+        prompted = np.zeros(session.shape, dtype=bool)
+        for mask in self.masks.values():
+            prompted |= mask
+        return session.to_original(session.propagate(prompted))

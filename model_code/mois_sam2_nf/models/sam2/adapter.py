@@ -1,0 +1,110 @@
+"""Evaluation adapter ``"sam2"``: plain SAM2 on whole scans through :class:`~mois_sam2_nf.models.session.ScanSession`.
+
+Implements :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`. Clicks arrive as original-grid voxel
+indices ``(i, j, k)``; every interaction resends the lesion's whole click history (model spec section 6.3) and the
+returned mask lies on the original grid. The MOIS-SAM2 adapter subclasses this one and adds propagation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
+from mois_sam2_nf.models.session import ScanSession, check_precision
+
+#: predictor class the plain-SAM2 adapter builds (model ``_target_`` override)
+SAM2_PREDICTOR_TARGET = "mois_sam2_nf.models.sam2.volume_predictor.SAM2VolumePredictor"
+
+
+def check_checkpoint(checkpoint: str | None) -> str | None:
+    """Return ``checkpoint`` unchanged if it is ``None`` or an existing file; raise :class:`InputError` otherwise."""
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise InputError(f"{checkpoint}: checkpoint file not found")
+    return checkpoint
+
+
+@register_segmenter("sam2")
+class SAM2Segmenter:
+    """Plain SAM2 volume segmenter (interactive only, no propagation to unprompted lesions).
+
+    Args:
+        config: config name (e.g. ``"sam2.1_hiera_t"``) or YAML path understood by the model builder.
+        checkpoint: ``{"model": state_dict}`` file, or ``None`` for random weights.
+        device: torch device string.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        early_stop_k: stop each propagation direction after k consecutive absent frames (``None`` = exact).
+        imagenet_norm: ImageNet-normalise frames; ``None`` = the model's default (true for plain SAM2).
+        offload_state_to_cpu: keep tracking outputs and the embedding cache in CPU memory.
+    """
+
+    name = "sam2"
+    interactive = True
+    automatic_capable = False
+    propagates = False
+    default_imagenet_norm = True
+
+    def __init__(
+        self,
+        config: str,
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
+        early_stop_k: int | None = None,
+        imagenet_norm: bool | None = None,
+        offload_state_to_cpu: bool = False,
+    ) -> None:
+        self.precision = check_precision(precision)
+        self.early_stop_k = early_stop_k
+        self.imagenet_norm = self.default_imagenet_norm if imagenet_norm is None else imagenet_norm
+        self.offload_state_to_cpu = offload_state_to_cpu
+        self.predictor = self.build_predictor(config, check_checkpoint(checkpoint), device)
+        self.session: ScanSession | None = None
+        self.history: dict[int, list[Click]] = {}
+        self.masks: dict[int, np.ndarray] = {}
+
+    def build_predictor(self, config: str, checkpoint: str | None, device: str) -> VolumeInferenceMixin:
+        """Build the plain SAM2 volume predictor."""
+        from mois_sam2_nf.models.sam2 import build_sam2_model
+
+        return build_sam2_model(config, checkpoint, device=device, target=SAM2_PREDICTOR_TARGET)
+
+    def start_scan(self, scan: Scan) -> None:
+        """Create the scan session (frames prepared; each frame is encoded on first use, once per scan)."""
+        self.end_scan()
+        self.session = ScanSession(self.predictor, scan, precision=self.precision, imagenet_norm=self.imagenet_norm,
+                                   early_stop_k=self.early_stop_k, offload_state_to_cpu=self.offload_state_to_cpu)
+
+    def add_clicks(self, lesion_id: int, clicks: list[Click]) -> np.ndarray:
+        """Add this interaction's new clicks of ``lesion_id``; return its bool mask on the original grid."""
+        session = self._session()
+        for click in clicks:
+            session.scan.check_click(click)
+        history = self.history.setdefault(lesion_id, [])
+        history.extend(Click(*click) for click in clicks)
+        self.masks[lesion_id] = session.segment_lesion(lesion_id, history)
+        return session.to_original(self.masks[lesion_id])
+
+    def propagate(self) -> np.ndarray | None:
+        """Plain SAM2 does not propagate to unprompted lesions."""
+        return None
+
+    def automatic(self) -> np.ndarray | None:
+        """Plain SAM2 has no automatic mode."""
+        return None
+
+    def end_scan(self) -> None:
+        """Free the scan session, its caches and the click history."""
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        self.history = {}
+        self.masks = {}
+
+    def _session(self) -> ScanSession:
+        if self.session is None:
+            raise RuntimeError("start_scan() must be called before clicks or propagation")
+        return self.session
