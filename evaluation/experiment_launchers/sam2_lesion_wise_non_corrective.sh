@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# SAM2 -- lesion_wise_non_corrective on every fold x test set (environment variables and extra Hydra overrides: see common.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+run_model_mode sam2 lesion_wise_non_corrective "$@"

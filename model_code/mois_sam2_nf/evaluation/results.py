@@ -1,0 +1,184 @@
+"""Result tables of an evaluation run (evaluation spec section 9): exact CSV columns, atomic writers, concatenation
+of the per-case files into run-level files, and the results-root ``summary.csv``.
+
+Layout of a run folder::
+
+    <results_dir>/<run_id>/
+      manifest.json
+      cases/<case_id>/interactions.csv  lesions.csv  metrics.csv    (metrics.csv written last = case done)
+      interactions.csv  case_metrics.csv  lesion_metrics.csv        (concatenation of the case files)
+      predictions/<case_id>.nii.gz
+    <results_dir>/summary.csv                                       (every run under <results_dir>)
+
+Values are written with Python ``repr`` precision; ``None`` becomes an empty cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mois_sam2_nf.atomic import write_text
+
+IDENTIFIER_COLUMNS: tuple[str, ...] = ("run_id", "model", "mode", "test_set", "fold", "case_id", "patient_id")
+
+INTERACTION_COLUMNS: tuple[str, ...] = (
+    *IDENTIFIER_COLUMNS,
+    "step", "phase", "target_rank", "target_label", "target_volume_ml", "interaction",
+    "new_pos", "new_neg", "n_pos_total", "n_neg_total", "click_strategy",
+    "dice_target", "dice_scan", "elapsed_s", "peak_mem_mb",
+)
+
+CASE_METRIC_COLUMNS: tuple[str, ...] = (
+    *IDENTIFIER_COLUMNS,
+    "min_volume_ml", "n_gt_lesions", "n_pred_lesions", "n_prompted", "n_interactions", "n_clicks",
+    "scan_dice", "scan_dice_before_propagation",
+    "tp_any", "fp_any", "fn_any", "precision_any", "recall_any", "f1_any",
+    "tp_iou50", "fp_iou50", "fn_iou50", "precision_iou50", "recall_iou50", "f1_iou50",
+    "lesion_dice_mean_detected", "lesion_dice_mean_all", "fp_volume_ml", "fn_volume_ml", "gt_volume_ml",
+    "pred_volume_ml",
+    "nsd_2mm", "noc_80", "noc_85", "runtime_s", "prediction_file",
+)
+
+LESION_COLUMNS: tuple[str, ...] = (
+    "run_id", "case_id", "gt_lesion_id", "volume_ml", "prompted", "prompt_rank",
+    "detected_any", "matched_iou50", "iou_best", "lesion_dice_bbox",
+)
+
+SUMMARY_COLUMNS: tuple[str, ...] = ("model", "mode", "test_set", "metric", "mean", "std", "median", "n")
+
+#: per-case file name -> (run-level file name, columns)
+CASE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "interactions.csv": ("interactions.csv", INTERACTION_COLUMNS),
+    "lesions.csv": ("lesion_metrics.csv", LESION_COLUMNS),
+    "metrics.csv": ("case_metrics.csv", CASE_METRIC_COLUMNS),
+}
+
+#: the per-case file whose presence marks a finished case
+DONE_FILE = "metrics.csv"
+
+#: case-metric columns that are not summarised (identifiers and bookkeeping)
+_NOT_SUMMARISED: frozenset[str] = frozenset((*IDENTIFIER_COLUMNS, "min_volume_ml", "prediction_file"))
+
+
+def _cell(value: object) -> str:
+    """CSV text of one value: empty for ``None``/NaN, ``repr`` precision for floats, 0/1 for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if np.isnan(value) else repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def csv_text(rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> str:
+    """CSV text with exactly ``columns`` (header first); a row key outside ``columns`` is a programming error."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    allowed = set(columns)
+    for row in rows:
+        unknown = set(row) - allowed
+        if unknown:
+            raise KeyError(f"columns not in the schema: {sorted(unknown)}")
+        writer.writerow([_cell(row.get(name)) for name in columns])
+    return buffer.getvalue()
+
+
+def write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, object]], columns: Sequence[str]) -> Path:
+    """Atomically write ``rows`` with exactly ``columns``; returns ``path``."""
+    write_text(path, csv_text(rows, columns))
+    return Path(path)
+
+
+def case_dir(run_dir: str | os.PathLike[str], case_id: str) -> Path:
+    """``<run_dir>/cases/<case_id>``."""
+    return Path(run_dir) / "cases" / case_id
+
+
+def is_case_done(run_dir: str | os.PathLike[str], case_id: str) -> bool:
+    """True when the case's ``metrics.csv`` exists (it is written last)."""
+    return (case_dir(run_dir, case_id) / DONE_FILE).is_file()
+
+
+def write_case_tables(
+    run_dir: str | os.PathLike[str],
+    case_id: str,
+    interactions: list[dict[str, object]],
+    lesions: list[dict[str, object]],
+    metrics: dict[str, object],
+) -> None:
+    """Write the three per-case files atomically, ``metrics.csv`` last so that its presence means done."""
+    folder = case_dir(run_dir, case_id)
+    write_csv(folder / "interactions.csv", interactions, INTERACTION_COLUMNS)
+    write_csv(folder / "lesions.csv", lesions, LESION_COLUMNS)
+    write_csv(folder / DONE_FILE, [metrics], CASE_METRIC_COLUMNS)
+
+
+def done_cases(run_dir: str | os.PathLike[str]) -> list[str]:
+    """Sorted ids of the finished cases of a run folder."""
+    cases = Path(run_dir) / "cases"
+    if not cases.is_dir():
+        return []
+    return sorted(p.name for p in cases.iterdir() if (p / DONE_FILE).is_file())
+
+
+def concatenate_run(run_dir: str | os.PathLike[str]) -> list[str]:
+    """Rewrite the three run-level CSVs from the finished cases (sorted by case id); returns those case ids.
+
+    Per-case files are concatenated as text after checking their header, so the values round-trip unchanged.
+    """
+    run_dir = Path(run_dir)
+    cases = done_cases(run_dir)
+    for case_name, (run_name, columns) in CASE_FILES.items():
+        header = ",".join(columns) + "\n"
+        parts = [header]
+        for case in cases:
+            text = (case_dir(run_dir, case) / case_name).read_text(encoding="utf-8")
+            if not text.startswith(header):
+                raise ValueError(f"{case_dir(run_dir, case) / case_name}: unexpected columns")
+            parts.append(text[len(header):])
+        write_text(run_dir / run_name, "".join(parts))
+    return cases
+
+
+def summarise(case_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Long summary (one row per model, mode, test set and metric): mean, population std, median and n.
+
+    Rows of all folds are pooled (evaluation spec section 8); empty cells are ignored per metric and metrics with
+    no value at all are left out.
+    """
+    metrics = [c for c in CASE_METRIC_COLUMNS if c in case_metrics.columns and c not in _NOT_SUMMARISED]
+    rows = []
+    for (model, mode, test_set), group in case_metrics.groupby(["model", "mode", "test_set"], sort=True):
+        for metric in metrics:
+            values = pd.to_numeric(group[metric], errors="coerce").dropna().to_numpy(dtype=np.float64)
+            if len(values) == 0:
+                continue
+            rows.append({
+                "model": model, "mode": mode, "test_set": test_set, "metric": metric,
+                "mean": float(values.mean()), "std": float(values.std(ddof=0)),
+                "median": float(np.median(values)), "n": int(len(values)),
+            })
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def update_summary(results_dir: str | os.PathLike[str]) -> Path:
+    """Rewrite ``<results_dir>/summary.csv`` from every ``<run>/case_metrics.csv`` directly under ``results_dir``."""
+    results_dir = Path(results_dir)
+    tables = [
+        pd.read_csv(path, dtype={"model": str, "mode": str, "test_set": str, "case_id": str}, keep_default_na=True)
+        for path in sorted(results_dir.glob("*/case_metrics.csv"))
+    ]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(CASE_METRIC_COLUMNS))
+    summary = summarise(table)
+    return write_csv(results_dir / "summary.csv", summary.to_dict("records"), SUMMARY_COLUMNS)
