@@ -64,7 +64,6 @@ class Anatomy:
     fluid_pockets: tuple[tuple[Point, tuple[float, float, float], float], ...]
     n_intercostal: int
     intensity: dict[str, float]
-    texture: dict[str, float]
 
     def to_json(self) -> dict:
         """Plain dict for the manifest."""
@@ -134,7 +133,6 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
         leg_gap=gap, canal_radius=u(7, 9), bladder_radius=u(25, 60), joints=joints, lymph_nodes=tuple(nodes),
         bowel=bowel, fluid_pockets=pockets, n_intercostal=int(rng.integers(6, 11)),
         intensity={k: u(*r) for k, r in INTENSITY_RANGES.items()},
-        texture={k: u(0.05, 0.10) for k in TISSUES if k != "air"},
     )
 
 

@@ -145,12 +145,12 @@ class LesionPainter:
     def _paint(self, bead: Bead, scale: float, region: Region, label: np.ndarray, brightness: float) -> None:
         sl, occ = region
         occ = occ * ~self.canvas.forbidden[sl]
-        self.canvas.paint((sl, occ), self.contrast * brightness, 0.08, self.lesion_id)
+        self.canvas.paint((sl, occ), self.contrast * brightness, self.lesion_id)
         self.canvas.lesion[sl] |= label & ~self.canvas.forbidden[sl]
         if bead.core > 0:
             core = self.canvas.region(self.shape(bead, scale, core=True))
             if core is not None:
-                self.canvas.paint(core, bead.core_value, 0.08, self.lesion_id)
+                self.canvas.paint(core, bead.core_value, self.lesion_id)
 
     def place(self, obj: LesionObject, scale: float, max_components: int, require_all: bool = True) -> int:
         """Paint ``obj`` if its beads pass the rules; returns its number of connected components (0 = rejected).

@@ -19,15 +19,18 @@ from mois_sam2_nf.data.synthetic.primitives import Shape
 from mois_sam2_nf.data.view import CANONICAL_CODES
 
 Region = tuple[tuple[slice, slice, slice], np.ndarray]
+#: tissue id of partial-volume voxels in :meth:`Canvas.pure_tissue`
+MIXED = 255
 
 
 class Canvas:
     """Mutable canonical volumes of one scan while its structures are painted.
 
     Attributes:
-        image: float32 signal relative to muscle (before bias and noise).
-        texture: float32 texture amplitude per voxel (multiplies a smooth random field later).
-        tissue: uint8 id of the tissue covering >= 75 % of each voxel (``anatomy.TISSUES``; 0 = air).
+        image: float32 signal relative to muscle (before texture, bias and noise).
+        tissue: uint8 id of the dominant tissue of each voxel (``anatomy.TISSUES``; 0 = air); see :meth:`pure_tissue`.
+        share: float32 fraction of the voxel covered by its dominant tissue (approximate: earlier tissues are
+            covered proportionally by later ones).
         body / forbidden / lesion: bool masks: inside the body, touched by a structure lesions must avoid, lesion
             label (occupancy >= 0.5).
     """
@@ -37,8 +40,8 @@ class Canvas:
         self.supersample = supersample
         shape = geometry.shape
         self.image = np.zeros(shape, dtype=np.float32)
-        self.texture = np.zeros(shape, dtype=np.float32)
         self.tissue = np.zeros(shape, dtype=np.uint8)
+        self.share = np.ones(shape, dtype=np.float32)
         self.body = np.zeros(shape, dtype=bool)
         self.forbidden = np.zeros(shape, dtype=bool)
         self.lesion = np.zeros(shape, dtype=bool)
@@ -71,14 +74,20 @@ class Canvas:
             occ = occ.reshape(r1 - r0, s, c1 - c0, s, f1 - f0).mean(axis=(1, 3), dtype=np.float32)
         return (slice(r0, r1), slice(c0, c1), slice(f0, f1)), occ
 
-    def paint(self, region: Region, value: float, texture: float, tissue_id: int) -> None:
-        """Alpha-mix ``value`` (and its texture amplitude) into the box with the region's occupancy."""
+    def paint(self, region: Region, value: float, tissue_id: int) -> None:
+        """Alpha-mix ``value`` into the box with the region's occupancy; the tissue takes over where it dominates."""
         sl, occ = region
         img = self.image[sl]
         img += occ * (np.float32(value) - img)
-        tex = self.texture[sl]
-        tex += occ * (np.float32(texture) - tex)
-        self.tissue[sl][occ >= 0.75] = tissue_id
+        share = self.share[sl]
+        kept = share * (1 - occ)
+        take = occ >= kept
+        self.tissue[sl][take] = tissue_id
+        np.copyto(share, np.where(take, occ, kept))
+
+    def pure_tissue(self, purity: float = 0.75) -> np.ndarray:
+        """Tissue ids where the dominant tissue covers at least ``purity`` of the voxel, :data:`MIXED` elsewhere."""
+        return np.where(self.share >= purity, self.tissue, np.uint8(MIXED))
 
 
 class SmoothField:
@@ -120,6 +129,7 @@ class Acquisition:
     bias_length_mm: float
     lr_gradient: float
     texture_sigma_mm: float
+    texture_amplitude: float
     station_edges_mm: tuple[float, ...]
     station_gains: tuple[float, ...]
     station_blend_mm: float
@@ -137,12 +147,12 @@ def draw_acquisition(rng: np.random.Generator, site: Site, geometry: Geometry, f
     snr, contrast, fat = u(*site.snr), u(*site.lesion_contrast), u(*site.fat_ratio)
     bias_amp, bias_len = u(*site.bias_amplitude), u(200, 400)
     lr = u(-site.bias_lr_gradient, site.bias_lr_gradient) if site.bias_lr_gradient else 0.0
-    texture_sigma = u(10, 30)
+    texture_sigma, texture_amplitude = u(10, 30), u(0.05, 0.10)
     coverage = min(geometry.fov_mm[0], feet_z + u(20, 80))
     n = int(rng.integers(site.n_stations[0], site.n_stations[1] + 1))
     gains = tuple(1.0 + float(rng.choice((-1.0, 1.0))) * u(*site.station_gain_step) for _ in range(n))
     edges = tuple(float(e) for e in np.linspace(0.0, coverage, n + 1))
-    return Acquisition(snr, contrast, fat, bias_amp, bias_len, lr, texture_sigma, edges, gains,
+    return Acquisition(snr, contrast, fat, bias_amp, bias_len, lr, texture_sigma, texture_amplitude, edges, gains,
                        site.station_blend_mm, coverage, u(*site.units))
 
 
@@ -163,6 +173,8 @@ def finalize(canvas: Canvas, acq: Acquisition, rng_fields: np.random.Generator, 
              dtype: str, row_chunk: int) -> np.ndarray:
     """Texture, bias field, station gains, Rician noise, coverage and storage units; returns canonical ``dtype``.
 
+    Texture is one smooth multiplicative field (sigma ``texture_sigma_mm``, +-``texture_amplitude``) over all tissues.
+
     ``|S + n1 + i n2|`` with ``n ~ N(0, 1/SNR^2)``; voxels outside station coverage are exactly 0; ``int16`` output
     is rounded and clipped to [0, 32767].
     """
@@ -176,7 +188,10 @@ def finalize(canvas: Canvas, acq: Acquisition, rng_fields: np.random.Generator, 
     out = np.empty(geometry.shape, dtype=np.dtype(dtype))
     for r0 in range(0, geometry.shape[0], row_chunk):
         r1 = min(geometry.shape[0], r0 + row_chunk)
-        sig = canvas.image[r0:r1] * (1 + canvas.texture[r0:r1] * texture.rows(r0, r1))
+        sig = texture.rows(r0, r1)
+        sig *= np.float32(acq.texture_amplitude)
+        sig += 1
+        sig *= canvas.image[r0:r1]
         sig *= 1 + np.float32(acq.bias_amplitude) * bias.rows(r0, r1)
         sig *= lr
         sig *= gain[r0:r1, None, None]
@@ -203,8 +218,8 @@ def canonical_affine(geometry: Geometry) -> np.ndarray:
 
 
 def to_disk(canonical: np.ndarray, geometry: Geometry, axcodes: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """Reorient a canonical array to the on-disk axis codes; returns ``(array, affine)`` (same world positions)."""
+    """Reorient a canonical array to the on-disk axis codes; returns ``(array view, affine)`` (same world positions)."""
     ornt = nio.ornt_transform(nio.axcodes2ornt(CANONICAL_CODES), nio.axcodes2ornt(axcodes))
-    array = np.ascontiguousarray(nio.apply_orientation(canonical, ornt))
+    array = nio.apply_orientation(canonical, ornt)
     affine = canonical_affine(geometry) @ nio.inv_ornt_aff(ornt, canonical.shape)
     return array, affine
