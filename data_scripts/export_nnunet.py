@@ -1,4 +1,4 @@
-"""``mois-sam2-nf export-nnunet``: data/raw -> data/nnunet_raw/Dataset501_NF1WBMRI (folds from data/splits if present)."""
+"""``mois-sam2-nf export-nnunet``: data/raw -> data/nnunet_raw/Dataset501_NF1WBMRI (folds: data/splits if present)."""
 
 from _subcommand import REPO_ROOT, run_subcommand
 

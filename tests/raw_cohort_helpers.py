@@ -37,7 +37,7 @@ def label_dir(set_name: str) -> str:
 
 
 def random_scan(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(image int16, label uint16)``: noisy body with zero air border and 2-3 cubic lesions (edge 1-3 voxels; they may touch)."""
+    """``(image int16, label uint16)``: noisy body, zero air border, 2-3 cubic lesions (edge 1-3 voxels; may touch)."""
     image = rng.integers(50, 400, size=shape).astype(np.int16)
     image[:1] = 0
     label = np.zeros(shape, dtype=np.uint16)

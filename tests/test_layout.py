@@ -131,3 +131,14 @@ def test_patient_regex_replaces_the_csv(cohort_copy: Path) -> None:
     assert len(problems) == len(CASES) and all("does not match --patient-regex" in p for p in problems)
     with pytest.raises(InputError, match="invalid regular expression"):
         load_patient_map(cohort_copy, "(")
+
+
+def test_generated_tiny_cohort_is_valid(tiny_cohort: Path, tmp_path: Path) -> None:
+    assert check_raw_layout(tiny_cohort, progress=False) == []
+    assert [s.name for s in discover_sets(tiny_cohort)] == ["imagesTr"] + [f"imagesTs_{k}" for k in range(1, 5)]
+    # a name mismatch (label renamed) is rejected, naming both files
+    raw = Path(shutil.copytree(tiny_cohort, tmp_path / "raw"))
+    label = sorted((raw / "labelsTs_1_instance").iterdir())[0]
+    label.rename(label.with_name("renamed.nii.gz"))
+    problems = check_raw_layout(raw, read_voxels=False)
+    assert len(problems) == 2 and "label file missing" in problems[0] and "renamed.nii.gz" in problems[1]

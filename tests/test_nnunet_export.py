@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import nibabel as nib
 import numpy as np
@@ -16,19 +18,45 @@ from mois_sam2_nf.data.splits import create_folds, make_folds
 from mois_sam2_nf.errors import InputError
 
 
+T = TypeVar("T")
+
+
+class InProcessPool:
+    """Stand-in for nnU-Net's spawn pool: runs its checks in this process (same checks, no interpreter start-up)."""
+
+    def __enter__(self) -> InProcessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def starmap(self, func: Callable[..., T], iterable: Iterable[tuple]) -> list[T]:
+        return [func(*args) for args in iterable]
+
+
+def verify(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nnU-Net v2's ``verify_dataset_integrity`` (what ``--verify_dataset_integrity`` runs), pool in-process."""
+    import types
+
+    from nnunetv2.experiment_planning import verify_dataset_integrity as module
+
+    shim = types.SimpleNamespace(get_context=lambda _method: types.SimpleNamespace(Pool=lambda _n: InProcessPool()))
+    monkeypatch.setattr(module, "multiprocessing", shim)
+    module.verify_dataset_integrity(str(folder), num_processes=1)  # raises on any problem
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_raw_cohort(tmp_path_factory.mktemp("nnunet") / "raw", seed=5)
 
 
-def test_export_passes_nnunet_verify_and_keeps_data(cohort: Path, tmp_path: Path) -> None:
-    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
-
+def test_export_passes_verify_keeps_data_and_project_folds(cohort: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     splits = tmp_path / "splits"
     folds = create_folds(cohort, splits, n_folds=5, seed=42)
     folder = export_nnunet(cohort, tmp_path / "nnunet_raw", dataset_id=501, splits_dir=splits, progress=False)
     assert folder.name == "Dataset501_NF1WBMRI"
-    verify_dataset_integrity(str(folder), num_processes=1)  # raises on any problem
+    verify(folder, monkeypatch)
 
     train = [c for s, c, _ in CASES if s == "imagesTr"]
     meta = json.loads((folder / "dataset.json").read_text())
@@ -48,6 +76,12 @@ def test_export_passes_nnunet_verify_and_keeps_data(cohort: Path, tmp_path: Path
         assert np.allclose(exported.affine, nib.load(str(raw_image)).affine)
     tests = sorted(p.name for p in (folder / "imagesTs_2").iterdir())
     assert tests == sorted(f"{c}_0000.nii.gz" for s, c, _ in CASES if s == "imagesTs_2")
+    # the verify step really checks: a label value outside {0, 1} makes it fail
+    bad = folder / "labelsTr" / f"{train[0]}.nii.gz"
+    img = nib.load(str(bad))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj) * 2, img.affine, img.header), str(bad))
+    with pytest.raises(RuntimeError, match="unexpected labels"):
+        verify(folder, monkeypatch)
 
 
 def test_default_splits_and_reexport_removes_stale_cases(cohort: Path, tmp_path: Path) -> None:
@@ -101,3 +135,17 @@ def test_splits_that_do_not_match_the_training_cases_rejected(cohort: Path, tmp_
     val.write_text(val.read_text() + "ghost_case\n")
     with pytest.raises(InputError, match="ghost_case"):
         export_nnunet(cohort, tmp_path / "out", dataset_id=504, splits_dir=tmp_path / "splits", progress=False)
+
+
+def test_tiny_synthetic_cohort_export_passes_verify(tiny_cohort: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = export_nnunet(tiny_cohort, tmp_path / "nnunet_raw", dataset_id=501, progress=False)
+    verify(folder, monkeypatch)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "dataset.json", "imagesTr", "imagesTs_1", "imagesTs_2", "imagesTs_3", "imagesTs_4", "labelsTr",
+        "splits_final.json",
+    ]
+    splits = json.loads((folder / "splits_final.json").read_text())
+    assert len(splits) == 5 and sorted(c for s in splits for c in s["val"]) == sorted(
+        p.name.removesuffix(".nii.gz") for p in (tiny_cohort / "imagesTr").iterdir()
+    )

@@ -69,3 +69,12 @@ def test_bad_input_rejected_before_writing(cohort: Path, tmp_path: Path) -> None
     with pytest.raises(InputError, match=">= 0"):
         make_previews(raw, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_tiny_cohort_counts_match_the_generator(tiny_cohort: Path, tmp_path: Path) -> None:
+    make_previews(tiny_cohort, tmp_path, sets=["imagesTs_3"], progress=False)
+    scans = pd.read_csv(tmp_path / "scans.csv", dtype={"patient_id": str})
+    truth = pd.read_csv(tiny_cohort / "patients.csv", dtype={"patient_id": str})
+    merged = scans.merge(truth, on="case_id", suffixes=("", "_csv"))
+    assert len(merged) == 2 and (merged["lesions"] == merged["n_lesions"]).all()
+    assert (merged["patient_id"] == merged["patient_id_csv"]).all()

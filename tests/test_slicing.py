@@ -173,3 +173,15 @@ def test_meta_json_is_plain_json(sliced: Path) -> None:
     meta = json.loads((sliced / set_name / case / "meta.json").read_text())
     assert meta["axcodes"] == ["R", "A", "S"] and meta["canonical_codes"] == ["I", "L", "A"]
     assert meta["jpeg_quality"] == 95
+
+
+def test_tiny_synthetic_cohort_slices_to_canonical_frames(tiny_cohort: Path, tmp_path: Path) -> None:
+    slice_dataset(tiny_cohort, tmp_path, sets=["imagesTs_1", "imagesTs_4"], progress=False)
+    for set_name, shape in (("imagesTs_1", (290, 80, 10)), ("imagesTs_4", (232, 64, 13))):
+        for case in select_sets(tiny_cohort, [set_name])[0].cases:
+            back = load_sliced_case(tmp_path, set_name, case.case_id)
+            assert back.frames.shape == shape and back.meta["canonical_shape"] == list(shape)
+            label = np.asanyarray(nib.load(str(case.label)).dataobj)
+            img = nib.load(str(case.image))
+            assert np.array_equal(back.masks, expected_instances(canonical(label, img.affine)))
+            assert np.array_equal(back.view.from_canonical(back.masks) > 0, label > 0)

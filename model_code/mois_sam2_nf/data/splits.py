@@ -39,7 +39,9 @@ class Fold:
     val: tuple[str, ...]
 
 
-def make_folds(case_to_patient: Mapping[str, str], n_folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED) -> list[Fold]:
+def make_folds(
+    case_to_patient: Mapping[str, str], n_folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED
+) -> list[Fold]:
     """Patient-level folds of the cases in ``case_to_patient`` (the training cases) by the module's algorithm."""
     if n_folds < 2:
         raise InputError(f"cannot make {n_folds} fold(s): need at least 2")
