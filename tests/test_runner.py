@@ -237,3 +237,15 @@ def test_oracle_on_tiny_cohort_gives_exact_prompted_lesions(tiny_cohort: Path, t
         assert row["recall_any"] == pytest.approx(prompted / len(sizes)) and row["fp_any"] == 0
         union = (components > 0) & (components <= prompted)
         assert row["scan_dice"] == pytest.approx(dice(union, gt))
+
+
+def test_config_hash_is_shared_across_folds_with_fold_interpolated_checkpoint(cohort: Path, tmp_path: Path) -> None:
+    ids = []
+    for fold in (1, 2):
+        args = overrides(cohort, tmp_path / "results", "model=oracle", f"fold={fold}", "data.cases=[1_2020_P_2002_T2]",
+                         "++model.checkpoint=weights/fold_${fold}/checkpoint.pt")
+        result = runner.evaluate(args)
+        manifest = json.loads((result.run_dir / "manifest.json").read_text())
+        assert manifest["checkpoint"]["path"] == f"weights/fold_{fold}/checkpoint.pt"
+        ids.append(result.run_id)
+    assert ids[0].split("__")[-1] == ids[1].split("__")[-1] and ids[0] != ids[1]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared by every evaluation launcher in this folder (source it; do not run it).
 #
-# run_model_mode MODEL MODE [HYDRA_OVERRIDES...] evaluates MODEL with protocol MODE on every fold x test set:
+# run_model_mode MODEL MODE [HYDRA_OVERRIDES...] evaluates MODEL with protocol MODE on every fold x test set and
+# returns 1 at the first run that fails:
 #
 #   FOLDS         folds of the model weights        (default "1 2 3", as in the reference)
 #   TEST_SETS     ts<k> and/or val_<k> sets          (default "ts1 ts2 ts3 ts4")
@@ -46,12 +47,12 @@ run_model_mode() {
         for test_set in ${TEST_SETS}; do
             local checkpoint_override=()
             if [[ -n "${CHECKPOINT}" ]]; then
-                checkpoint_override=("model.checkpoint=${CHECKPOINT//\{fold\}/${fold}}")
+                checkpoint_override=("++model.checkpoint=${CHECKPOINT//\{fold\}/\${fold\}}")
             fi
             echo "== ${model} | ${mode} | ${test_set} | fold ${fold}"
             "${MOIS_SAM2_NF}" evaluate "model=${model}" "protocol=${mode}" "data.root=${DATA_ROOT}" \
                 "data.test_set=${test_set}" "fold=${fold}" "results_dir=${RESULTS_DIR}" "seed=${SEED}" \
-                "${checkpoint_override[@]}" "$@" --shard "${SHARD}"
+                "${checkpoint_override[@]}" "$@" --shard "${SHARD}" || return 1
         done
     done
 }

@@ -14,7 +14,7 @@ failed=()
 for model in ${MODELS}; do
     mode="${MODE}"
     [[ "${model}" == "nnunet" ]] && mode="global_non_corrective"
-    if ! (run_model_mode "${model}" "${mode}" "$@"); then
+    if ! run_model_mode "${model}" "${mode}" "$@"; then
         failed+=("${model}")
     fi
 done

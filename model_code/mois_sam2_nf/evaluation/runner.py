@@ -61,8 +61,12 @@ _TEST_SET = re.compile(r"^ts(\d+)$")
 _VAL_SET = re.compile(r"^val_(\d+)$")
 
 
-def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The resolved evaluation config (plain dict) of ``configs/evaluate.yaml`` with Hydra ``overrides``."""
+def compose_config(overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``configs/evaluate.yaml`` with Hydra ``overrides`` as plain dicts ``(resolved, unresolved)``.
+
+    The unresolved form keeps interpolations such as ``model.checkpoint=.../fold_${fold}/checkpoint.pt`` literal; it
+    feeds the config hash, so the runs of one configuration share their hash across folds.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -70,7 +74,7 @@ def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             config = compose(config_name=CONFIG_NAME, overrides=list(overrides))
-        return OmegaConf.to_container(config, resolve=True)
+        return OmegaConf.to_container(config, resolve=True), OmegaConf.to_container(config, resolve=False)
     except (HydraException, OmegaConfBaseException) as err:
         raise InputError(f"evaluate config: {str(err).splitlines()[0]}") from None
 
@@ -133,7 +137,7 @@ class RunResult:
 class _Run:
     """One evaluation run: configuration, data, segmenter and output folder."""
 
-    def __init__(self, config: dict[str, Any], command: str) -> None:
+    def __init__(self, config: dict[str, Any], unresolved: dict[str, Any], command: str) -> None:
         self.config, self.command = config, command
         data = config["data"]
         self.root, self.splits_dir = Path(data["root"]), Path(data["splits_dir"])
@@ -144,7 +148,7 @@ class _Run:
         self.model_options = {k: v for k, v in config["model"].items() if k != "name"}
         self.model_name = str(config["model"]["name"])
         self.progress = bool(config.get("progress", True))
-        self.run_id = make_run_id(self.model_name, self.protocol.mode, self.test_set, self.fold, config)
+        self.run_id = make_run_id(self.model_name, self.protocol.mode, self.test_set, self.fold, unresolved)
         self.run_dir = Path(config["results_dir"]) / self.run_id
         self.cases = resolve_cases(self.root, self.test_set, self.splits_dir)
         if data.get("cases"):
@@ -270,7 +274,7 @@ def evaluate(
     index, count = shard
     if not 1 <= index <= count:
         raise InputError(f"--shard {index}/{count}: expected 1 <= i <= n")
-    run = _Run(compose_config(overrides), command or shlex.join(sys.argv))
+    run = _Run(*compose_config(overrides), command or shlex.join(sys.argv))
     mine = run.cases[index - 1 :: count]
     todo = [c for c in mine if overwrite or not is_case_done(run.run_dir, c.case_id)]
     skipped = [c.case_id for c in mine if c not in todo]
