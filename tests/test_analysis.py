@@ -267,3 +267,14 @@ def test_fixture_columns_match_the_runner_schema() -> None:
     from mois_sam2_nf.evaluation.results import CASE_METRIC_COLUMNS
 
     assert CASE_COLUMNS == list(CASE_METRIC_COLUMNS)
+
+
+def test_report_on_a_run_without_finished_cases(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "res" / "sam2__lesion_wise_corrective__ts1__fold1__abcdef12"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text('{"run_id": "%s", "data": {"root": "nowhere"}}' % run.name, encoding="utf-8")
+    code, last = _run_report([str(tmp_path / "res")], capsys)
+    assert code == 0 and last.endswith("report.md")
+    text = (tmp_path / "res" / "report.md").read_text(encoding="utf-8")
+    assert "No benchmark rows." in text and text.count("_skipped: ") == 4
+    assert f"- {run.name}: no case_metrics.csv" in text

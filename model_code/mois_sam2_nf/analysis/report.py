@@ -112,7 +112,7 @@ def analyse(
     analysis = Analysis(
         results=results,
         summary=summary,
-        benchmark=tables.benchmark_table(summary[~summary["mode"].map(tables.is_sweep_mode)]),
+        benchmark=tables.benchmark_table(tables.benchmark_rows(summary)),
         statistics=statistics.paired_wilcoxon(rows, metrics=STAT_METRICS, reference=reference),
         reference=reference,
         notes=list(results.notes),
@@ -128,8 +128,7 @@ def analyse(
     analysis.figures["prompted_lesions"] = figures.prompted_lesions_figure(sweep)
     analysis.figure_notes["prompted_lesions"] = source if len(sweep) else f"skipped: {source}"
 
-    benchmark_interactions = results.interactions[~results.interactions["mode"].map(tables.is_sweep_mode)]
-    analysis.figures["interactions"] = figures.interaction_curves(benchmark_interactions)
+    analysis.figures["interactions"] = figures.interaction_curves(tables.benchmark_rows(results.interactions))
     analysis.figure_notes["interactions"] = (
         "interactions.csv, phase 'interaction', benchmark modes; mean over targets (lesion Dice for lesion-wise "
         "modes, scan Dice for global modes); early-stopped targets keep their last Dice"

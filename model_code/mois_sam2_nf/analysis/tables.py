@@ -42,9 +42,10 @@ def is_sweep_mode(mode: object) -> bool:
     return SWEEP_MARKER in str(mode)
 
 
-def benchmark_rows(cases: pd.DataFrame) -> pd.DataFrame:
-    """Case rows of the non-sweep modes."""
-    return cases[~cases["mode"].map(is_sweep_mode)]
+def benchmark_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``frame`` (any table with a ``mode`` column) whose mode is not a sweep mode."""
+    keep = ~frame["mode"].map(is_sweep_mode).astype(bool)
+    return frame.loc[keep]
 
 
 def sort_groups(frame: pd.DataFrame, extra: Sequence[str] = (), metric_order: Sequence[str] = ()) -> pd.DataFrame:
@@ -99,7 +100,7 @@ def sweep_from_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
 
     Returns long rows ``run_id, model, mode, test_set, fold, case_id, n_prompted, metric, value``.
     """
-    rows = interactions[interactions["mode"].map(is_sweep_mode)].copy()
+    rows = interactions.loc[interactions["mode"].map(is_sweep_mode).astype(bool)].copy()
     if rows.empty:
         return pd.DataFrame(columns=list(LONG_COLUMNS))
     rows["step"] = pd.to_numeric(rows["step"], errors="coerce")
@@ -127,9 +128,9 @@ def sweep_from_case_metrics(cases: pd.DataFrame, metrics: Sequence[str]) -> pd.D
     """
     if "n_prompted" not in cases.columns:
         return pd.DataFrame(columns=list(LONG_COLUMNS))
-    rows = cases[cases["mode"].astype(str).str.startswith("lesion_wise")]
+    rows = cases.loc[cases["mode"].astype(str).str.startswith("lesion_wise").astype(bool)]
     varying = rows.groupby(["model", "mode"])["n_prompted"].transform("nunique") >= 2
-    rows = rows[varying]
+    rows = rows.loc[varying.astype(bool)]
     present = [m for m in metrics if m in rows.columns]
     if rows.empty or not present:
         return pd.DataFrame(columns=list(LONG_COLUMNS))
