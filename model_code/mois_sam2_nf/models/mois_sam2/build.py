@@ -49,6 +49,12 @@ POSTPROCESSING_OVERRIDES: tuple[str, ...] = (
 FILL_HOLE_AREA = 8
 
 
+def _one_line(message: str, limit: int = 400) -> str:
+    """Collapse a (multi-line) error message into one line of at most ``limit`` characters."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def resolve_config(config: str | os.PathLike[str], config_dir: Path) -> Path:
     """Path of ``config``: an existing YAML file, or the name of one in ``config_dir`` (``.yaml`` optional)."""
     candidate = Path(config)
@@ -76,7 +82,7 @@ def _apply_override(cfg: DictConfig, override: str, source: Path) -> None:
     try:
         cfg.merge_with(OmegaConf.from_dotlist([f"{key}={value}"]))
     except OmegaConfBaseException as error:
-        raise InputError(f"override {override!r} for {source}: {error}".splitlines()[0]) from error
+        raise InputError(f"override {override!r} for {source}: {_one_line(str(error))}") from error
 
 
 def _has_key(cfg: DictConfig, dotted: str) -> bool:
@@ -108,7 +114,7 @@ def _read_config(config: str | os.PathLike[str], config_dir: Path, target: str |
     try:
         cfg = OmegaConf.load(path)
     except (OmegaConfBaseException, OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read YAML: {str(error).splitlines()[0]}") from error
+        raise InputError(f"{path}: cannot read YAML: {_one_line(str(error))}") from error
     if not isinstance(cfg, DictConfig) or not isinstance(cfg.get("model"), DictConfig):
         raise InputError(f"{path}: config has no top-level 'model' section")
     _remap_targets(cfg, REFERENCE_TARGETS)
@@ -164,7 +170,7 @@ def build_model(
     try:
         predictor = _accepts_fill_hole_area(model_target)
     except Exception as error:  # hydra raises plain exceptions for unknown class paths
-        raise InputError(f"{path}: model _target_ {model_target!r} cannot be imported: {error}".splitlines()[0]) \
+        raise InputError(f"{path}: model _target_ {model_target!r} cannot be imported: {_one_line(str(error))}") \
             from error
     all_overrides = list(POSTPROCESSING_OVERRIDES) if apply_postprocessing else []
     if apply_postprocessing and predictor:
@@ -175,7 +181,7 @@ def build_model(
     try:
         model = instantiate(cfg.model, _recursive_=True)
     except (InstantiationException, TypeError, ValueError) as error:
-        raise InputError(f"{path}: cannot build the model: {str(error).strip().splitlines()[0]}") from error
+        raise InputError(f"{path}: cannot build the model: {_one_line(str(error))}") from error
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     model = model.to(device)

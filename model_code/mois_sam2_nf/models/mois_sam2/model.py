@@ -89,13 +89,15 @@ class MOISSAM2Base(SAM2Base):
         super().__init__(image_encoder=image_encoder, memory_attention=memory_attention,
                          memory_encoder=memory_encoder, **kwargs)
         if not 0.0 <= use_automatic_segmentation_prob <= 1.0:
-            raise ValueError(f"use_automatic_segmentation_prob must be in [0, 1], got {use_automatic_segmentation_prob}")
+            raise ValueError(
+                f"use_automatic_segmentation_prob must be in [0, 1], got {use_automatic_segmentation_prob}")
         if num_max_exemplars < 0:
             raise ValueError(f"num_max_exemplars must be >= 0, got {num_max_exemplars}")
         if proj_tpos_enc_in_exemplar_obj_ptrs and not add_tpos_enc_to_exemplar_obj_ptrs:
             raise ValueError("proj_tpos_enc_in_exemplar_obj_ptrs needs add_tpos_enc_to_exemplar_obj_ptrs")
         if use_exemplar_obj_ptrs_in_encoder and self.hidden_dim % self.mem_dim:
-            raise ValueError(f"pointer tokens need hidden_dim ({self.hidden_dim}) divisible by mem_dim ({self.mem_dim})")
+            raise ValueError(
+                f"pointer tokens need hidden_dim ({self.hidden_dim}) divisible by mem_dim ({self.mem_dim})")
         if not directly_add_no_exemplar_embed and no_exemplar_embed_dim != self.mem_dim:
             raise ValueError(f"no_exemplar_embed_dim ({no_exemplar_embed_dim}) must equal mem_dim ({self.mem_dim})")
 
@@ -227,7 +229,8 @@ class MOISSAM2Base(SAM2Base):
         """
         low_res = current_out["pred_masks"]
         if low_res.shape[0] != 1:
-            raise ValueError(f"exemplar_from_output expects a single object (batch 1), got pred_masks {tuple(low_res.shape)}")
+            raise ValueError(
+                f"exemplar_from_output expects a single object (batch 1), got pred_masks {tuple(low_res.shape)}")
         high_res = F.interpolate(low_res.float(), size=(self.image_size, self.image_size), mode="bilinear",
                                  align_corners=False)
         if not bool((high_res > 0).any()):
