@@ -24,6 +24,8 @@ _CUBE = np.ones((3, 3, 3), dtype=bool)
 #: location probabilities (cutaneous, nerve, intramuscular); the high class has many cutaneous nodules
 LOCATION_PROBS = {"low": (0.55, 0.35, 0.10), "medium": (0.55, 0.35, 0.10), "high": (0.70, 0.22, 0.08)}
 ANCHOR_VOLUME_ML = 3.0
+#: largest in-plane radius (mm) a lesion bead grows to
+MAX_RADIUS_MM = 35.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,11 @@ class LesionPainter:
         self.lesion_id = TISSUES["lesion"]
 
     def shape(self, bead: Bead, scale: float, core: bool = False) -> Ellipsoid:
-        """Scan-frame ellipsoid of ``bead`` at ``scale`` (the core when ``core``)."""
+        """Scan-frame ellipsoid of ``bead`` at ``scale`` (the core when ``core``).
+
+        Growth saturates: a bead never grows beyond :data:`MAX_RADIUS_MM` in-plane radius (unless drawn larger).
+        """
+        scale = min(scale, max(1.0, MAX_RADIUS_MM / bead.axes[1]))
         au, av, ay = (a * scale for a in bead.axes)
         axes = (max(au, self.min_radius), max(av, self.min_radius), max(ay, self.min_depth))
         if core:

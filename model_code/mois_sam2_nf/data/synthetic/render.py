@@ -80,10 +80,9 @@ class Canvas:
         img = self.image[sl]
         img += occ * (np.float32(value) - img)
         share = self.share[sl]
-        kept = share * (1 - occ)
-        take = occ >= kept
-        self.tissue[sl][take] = tissue_id
-        np.copyto(share, np.where(take, occ, kept))
+        share *= 1 - occ
+        self.tissue[sl][occ >= share] = tissue_id
+        np.maximum(share, occ, out=share)
 
     def pure_tissue(self, purity: float = 0.75) -> np.ndarray:
         """Tissue ids where the dominant tissue covers at least ``purity`` of the voxel, :data:`MIXED` elsewhere."""
