@@ -43,7 +43,8 @@ def test_load_reads_every_run_and_normalises_identifiers(fabricated) -> None:
     assert set(results.lesions["model"]) == {"mois_sam2", "sam2"}
     assert results.lesions["mode"].notna().all()
     run = results.run("sam2__lesion_wise_corrective__ts2__fold1__abcd1234")
-    assert (run.model, run.mode, run.test_set, run.fold, run.n_cases) == ("sam2", "lesion_wise_corrective", "ts2", "1", 3)
+    identity = (run.model, run.mode, run.test_set, run.fold, run.n_cases)
+    assert identity == ("sam2", "lesion_wise_corrective", "ts2", "1", 3)
     assert run.data_root == fabricated.data
     single = load_results(run.path)
     assert [r.run_id for r in single.runs] == [run.run_id]
@@ -76,7 +77,8 @@ def test_load_rejects_missing_folders_and_columns(tmp_path: Path) -> None:
 
 
 def test_test_set_labels_and_folders() -> None:
-    assert [normalise_test_set(v) for v in (1, "2", "ts3", "imagesTs_4", "val_1")] == ["ts1", "ts2", "ts3", "ts4", "val_1"]
+    labels = [normalise_test_set(v) for v in (1, "2", "ts3", "imagesTs_4", "val_1")]
+    assert labels == ["ts1", "ts2", "ts3", "ts4", "val_1"]
     assert scan_folders("ts2") == ("imagesTs_2", "labelsTs_2_instance")
     assert scan_folders("val_1") == ("imagesTr", "labelsTr_instance")
     with pytest.raises(InputError, match="no raw-layout image folder"):
@@ -146,7 +148,8 @@ def test_sweep_rows_from_interactions_follow_propagation(fabricated) -> None:
         [sweep_dice(0, 1, True), sweep_dice(0, 2, True), sweep_dice(0, 2, True)]  # k = 3 keeps the last value
     )
     sam2 = rows[(rows["model"] == "sam2") & (rows["case_id"] == "case_101") & (rows["fold"] == "1")]
-    assert sam2.sort_values("n_prompted")["value"].tolist() == pytest.approx([sweep_dice(1, k, False) for k in (1, 2, 3)])
+    expected = [sweep_dice(1, k, False) for k in (1, 2, 3)]
+    assert sam2.sort_values("n_prompted")["value"].tolist() == pytest.approx(expected)
 
 
 def test_sweep_rows_fall_back_to_case_metrics_with_varying_n_prompted() -> None:

@@ -79,7 +79,10 @@ def test_propagating_model_writes_the_propagated_mask(tiny_scan, tmp_path: Path)
         ('{"lesions": [{"id": 1, "clicks": [[999, 0, 0, 1]]}]}', "outside the volume"),
         ('{"lesions": [{"id": 1, "clicks": [[0, 0, 0, 1]]}', "not valid JSON"),
         ('{"points": []}', 'expected {"lesions"'),
-        ('{"lesions": [{"id": 1, "clicks": [[0, 0, 0, 1]]}, {"id": 1, "clicks": [[1, 0, 0, 1]]}]}', "duplicate lesion id 1"),
+        (
+            '{"lesions": [{"id": 1, "clicks": [[0, 0, 0, 1]]}, {"id": 1, "clicks": [[1, 0, 0, 1]]}]}',
+            "duplicate lesion id 1",
+        ),
         ('{"lesions": [{"id": 0, "clicks": [[0, 0, 0, 1]]}]}', "id must be an integer >= 1"),
         ('{"lesions": [{"id": 2, "clicks": [[0, 0, 1]]}]}', "must be [i, j, k, 1 or 0]"),
         ('{"lesions": [{"id": 2, "clicks": [[0, 0, 0, 2]]}]}', "must be [i, j, k, 1 or 0]"),

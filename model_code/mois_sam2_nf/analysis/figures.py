@@ -34,6 +34,11 @@ TP_COLOR = (0.0, 0.8, 0.0)
 FP_COLOR = (0.1, 0.4, 1.0)
 FN_COLOR = (1.0, 0.0, 0.0)
 OVERLAY_ALPHA = 0.6
+OVERLAY_LEGEND: tuple[tuple[str, tuple[float, float, float]], ...] = (
+    ("TP", TP_COLOR),
+    ("FP", FP_COLOR),
+    ("FN", FN_COLOR),
+)
 
 #: preferred mode for the qualitative figure when none is given
 DEFAULT_OVERLAY_MODE = "lesion_wise_corrective"
@@ -210,7 +215,8 @@ def select_overlay_cases(cases: pd.DataFrame, per_test_set: int = 1, mode: str |
     for test_set in _sorted(rows["test_set"]):
         in_set = rows[rows["test_set"] == test_set]
         fold = _sorted(in_set["fold"])[0]
-        per_case = in_set[in_set["fold"] == fold].groupby("case_id").agg(models=("model", "nunique"), dice=("dice", "mean"))
+        in_fold = in_set[in_set["fold"] == fold]
+        per_case = in_fold.groupby("case_id").agg(models=("model", "nunique"), dice=("dice", "mean"))
         per_case = per_case[per_case["models"] == per_case["models"].max()]
         distance = (per_case["dice"] - per_case["dice"].median()).abs().fillna(np.inf)
         order = sorted(per_case.index, key=lambda c: (distance[c], natural_key(c)))
@@ -321,7 +327,8 @@ def overlay_figure(overlays: list[OverlayCase], models: list[str]) -> Figure | N
         for c, model in enumerate(models):
             ax = axes[r, c]
             prediction = overlay.predictions.get(model)
-            ax.imshow(overlay_rgb(overlay.image, overlay.gt, prediction), aspect=overlay.aspect, interpolation="nearest")
+            rgb = overlay_rgb(overlay.image, overlay.gt, prediction)
+            ax.imshow(rgb, aspect=overlay.aspect, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if prediction is None:
@@ -331,7 +338,7 @@ def overlay_figure(overlays: list[OverlayCase], models: list[str]) -> Figure | N
             if c == 0:
                 ax.set_ylabel(overlay.title, fontsize="small")
     figure.legend(
-        handles=[Patch(color=TP_COLOR, label="TP"), Patch(color=FP_COLOR, label="FP"), Patch(color=FN_COLOR, label="FN")],
+        handles=[Patch(color=color, label=name) for name, color in OVERLAY_LEGEND],
         loc="lower center",
         ncol=3,
         fontsize="small",

@@ -26,7 +26,9 @@ from mois_sam2_nf.data.layout import TRAIN_SET, label_dir_name
 from mois_sam2_nf.errors import InputError
 
 #: run_id = {model}__{mode}__ts{k}__fold{f}__{config-hash8}
-RUN_ID_PATTERN = re.compile(r"^(?P<model>.+?)__(?P<mode>.+?)__ts(?P<test_set>[^_]+)__fold(?P<fold>[^_]+)__(?P<hash>\w+)$")
+RUN_ID_PATTERN = re.compile(
+    r"^(?P<model>.+?)__(?P<mode>.+?)__ts(?P<test_set>[^_]+)__fold(?P<fold>[^_]+)__(?P<hash>\w+)$"
+)
 
 IDENTIFIERS: tuple[str, ...] = ("run_id", "model", "mode", "test_set", "fold", "case_id")
 
@@ -74,7 +76,8 @@ def scan_folders(test_set: str) -> tuple[str, str]:
     try:
         return images, label_dir_name(images)
     except ValueError:
-        raise InputError(f"test set {test_set!r}: no raw-layout image folder for it (expected ts<k> or val_<k>)") from None
+        expected = "expected ts<k> or val_<k>"
+        raise InputError(f"test set {test_set!r}: no raw-layout image folder for it ({expected})") from None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ def _qualitative(
     if figure is None or drawn == 0:
         reason = "; ".join(notes) if notes else "no predictions found"
         return None, f"skipped: {reason}"
-    text = f"mode {selection['mode'].iloc[0]}; {len(overlays)} case(s), the case nearest the median scan Dice per test set"
+    mode = selection["mode"].iloc[0]
+    text = f"mode {mode}; {len(overlays)} case(s), the case nearest the median scan Dice per test set"
     return figure, text + ("" if not notes else " — " + "; ".join(notes))
 
 
@@ -197,9 +198,9 @@ def render_markdown(analysis: Analysis, figure_files: dict[str, str], source: st
     lines += [
         "## Paired Wilcoxon signed-rank tests",
         "",
-        "Two-sided, paired by (case, fold), differences A − B. Family = (mode, test set, metric); Bonferroni over the "
-        f"tested comparisons of a family. Reference model: `{analysis.reference}` against each other model when present, "
-        "else all pairs. All rows in `statistics.csv`.",
+        "Two-sided, paired by (case, fold), differences A − B. Family = (mode, test set, metric); Bonferroni over "
+        f"the tested comparisons of a family. Reference model: `{analysis.reference}` against each other model when "
+        "present, else all pairs. All rows in `statistics.csv`.",
         "",
         _statistics_markdown(analysis.statistics),
         "",

@@ -17,7 +17,9 @@ import pandas as pd
 GROUP: tuple[str, str, str] = ("model", "mode", "test_set")
 
 #: long rows of the prompted-lesions figure
-LONG_COLUMNS: tuple[str, ...] = ("run_id", "model", "mode", "test_set", "fold", "case_id", "n_prompted", "metric", "value")
+LONG_COLUMNS: tuple[str, ...] = (
+    "run_id", "model", "mode", "test_set", "fold", "case_id", "n_prompted", "metric", "value",
+)
 
 #: headline metrics of the benchmark table: case_metrics column -> display name
 HEADLINE_METRICS: dict[str, str] = {

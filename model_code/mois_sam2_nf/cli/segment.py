@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mois_sam2_nf.evaluation.segment_one import segment_scan
 
-    options = {k: v for k, v in (("checkpoint", args.checkpoint), ("config", args.config), ("device", args.device)) if v}
+    given = {"checkpoint": args.checkpoint, "config": args.config, "device": args.device}
+    options = {key: value for key, value in given.items() if value}
     outputs = segment_scan(args.image, args.clicks, args.model, args.out, label_path=args.label, **options)
     for path in (outputs.lesions, outputs.propagated, outputs.combined):
         if path is not None:

@@ -161,7 +161,9 @@ def segment_scan(
     out = Path(out_dir)
     written_propagated = None
     if propagated is not None:
-        written_propagated = save_nifti(out / "propagated.nii.gz", propagated.astype(np.uint8), image.affine, like=image.header)
+        written_propagated = save_nifti(
+            out / "propagated.nii.gz", propagated.astype(np.uint8), image.affine, like=image.header
+        )
     return SegmentOutputs(
         lesions=save_nifti(out / "lesions.nii.gz", lesions, image.affine, like=image.header),
         combined=save_nifti(out / "combined.nii.gz", combined.astype(np.uint8), image.affine, like=image.header),
