@@ -72,7 +72,8 @@ def main() -> None:
                                       "ok": full["wall_s"] <= 30 and full["peak_rss_mb"] <= 4096}
     if not args.skip_demo:
         demo = _run("demo", args.workers, args.burden)
-        print(f"demo: {demo['scans']} scans with {args.workers} workers {demo['wall_s']} s wall, {demo['cpu_s']} s CPU, "
+        print(f"demo: {demo['scans']} scans with {args.workers} workers {demo['wall_s']} s wall, "
+              f"{demo['cpu_s']} s CPU, "
               f"peak RSS {demo['peak_rss_mb']} MB (target 60 s)")
         result["demo_cohort"] = demo | {"workers": args.workers, "target_wall_s": 60, "ok": demo["wall_s"] <= 60}
     print(json.dumps(result))

@@ -40,7 +40,8 @@ def _descrip(preset: Preset) -> str:
     return f"mois-sam2-nf synthetic v{GENERATOR_VERSION} preset={preset.name}"
 
 
-def generate_patient(preset_name: str, seed: int, plan: PatientPlan, out_dir: str | os.PathLike[str]) -> tuple[list[dict], dict]:
+def generate_patient(preset_name: str, seed: int, plan: PatientPlan,
+                     out_dir: str | os.PathLike[str]) -> tuple[list[dict], dict]:
     """Render and write every scan of one patient; returns ``(per-scan records, patient manifest entry)``."""
     preset = get_preset(preset_name)
     patient = SyntheticPatient(preset, seed, plan)
@@ -65,7 +66,8 @@ def _check_out_dir(out: Path, preset: Preset, seed: int) -> dict | None:
         if key != (GENERATOR_VERSION, preset.name, seed):
             raise InputError(
                 f"{out}: holds a synthetic cohort of version {key[0]}, preset {key[1]!r}, seed {key[2]}; refusing to "
-                f"write version {GENERATOR_VERSION}, preset {preset.name!r}, seed {seed} there (choose an empty folder)")
+                f"write version {GENERATOR_VERSION}, preset {preset.name!r}, seed {seed} there "
+                "(choose an empty folder)")
         return manifest
     for spec in preset.sets:
         for folder in (spec.images_dir, spec.labels_dir):

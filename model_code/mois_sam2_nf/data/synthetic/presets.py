@@ -95,7 +95,8 @@ def _visits(*groups: tuple[int, int]) -> tuple[int, ...]:
     return tuple(v for n, v in groups for _ in range(n))
 
 
-def _sets(train: tuple[int, ...], ts1: int, ts2: tuple[int, ...], ts3: tuple[int, ...], ts4: int) -> tuple[SetSpec, ...]:
+def _sets(train: tuple[int, ...], ts1: int, ts2: tuple[int, ...], ts3: tuple[int, ...],
+          ts4: int) -> tuple[SetSpec, ...]:
     return (
         SetSpec("train", 0, "imagesTr", "labelsTr_instance", "A3T", 1000, "_T2", train),
         SetSpec("ts1", 1, "imagesTs_1", "labelsTs_1_instance", "A3T", 2000, "_T2", _visits((ts1, 1))),

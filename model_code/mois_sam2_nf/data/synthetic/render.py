@@ -100,7 +100,8 @@ class SmoothField:
         counts = [int(math.ceil(fov / cell_mm)) + 2 for fov in geometry.fov_mm]
         coarse = gaussian_filter(rng.standard_normal(counts), 1.0, mode="nearest")
         coarse /= max(float(np.abs(coarse).max()), 1e-12)
-        self._axes = [self._weights(n, d, cell_mm, len_c) for n, d, len_c in zip(geometry.shape, geometry.spacing, counts)]
+        self._axes = [self._weights(n, d, cell_mm, len_c)
+                      for n, d, len_c in zip(geometry.shape, geometry.spacing, counts)]
         (_, _), (ic, wc), (iff, wf) = self._axes
         along_f = coarse[:, :, iff] * (1 - wf) + coarse[:, :, iff + 1] * wf
         self._cf = (along_f[:, ic] * (1 - wc)[:, None] + along_f[:, ic + 1] * wc[:, None]).astype(np.float32)
