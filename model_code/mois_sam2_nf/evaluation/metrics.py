@@ -305,8 +305,8 @@ def case_metrics(gt: np.ndarray, pred: np.ndarray, spacing_mm: tuple[float, floa
     gt = np.asarray(gt)
     pred = np.asarray(pred)
     _check_inputs(gt, pred, spacing_mm, prompt_ranks)
-    gt = gt != 0
-    pred = pred != 0
+    gt = gt if gt.dtype == bool else gt != 0
+    pred = pred if pred.dtype == bool else pred != 0
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     n_min = min_voxels(config.min_volume_ml, voxel_ml * 1000.0)
 
