@@ -127,9 +127,13 @@ def make_previews(
     patient_regex: str | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Validate the raw root, write one sheet per set plus ``summary.csv`` / ``scans.csv``; return the summary."""
+    """Write one sheet per set plus ``summary.csv`` / ``scans.csv``; return the summary.
+
+    Names and patients are validated first; each scan is validated as it is read, and every scan is projected
+    before the first file is written, so bad input raises one :class:`InputError` and writes nothing.
+    """
     chosen = select_sets(raw_root, sets)
-    require_valid_layout(raw_root, patient_regex=patient_regex, sets=[s.name for s in chosen], progress=progress)
+    require_valid_layout(raw_root, patient_regex=patient_regex, sets=[s.name for s in chosen], read_voxels=False)
     patients = load_patient_map(raw_root, patient_regex, [c.case_id for s in chosen for c in s.cases])
     out_dir = Path(out_dir)
     cases = [c for s in chosen for c in s.cases]
