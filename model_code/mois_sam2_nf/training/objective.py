@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from mois_sam2_nf.training.dataset import Clip
-from mois_sam2_nf.training.forward import ClipOutput
+from mois_sam2_nf.training.forward import ClipForward, ClipOutput
 from mois_sam2_nf.training.losses import MaskLossWeights, mask_loss_terms, weighted_total
 from mois_sam2_nf.training.outputs import StepOutput
 
@@ -73,3 +74,24 @@ def clip_loss(
             _accumulate(terms, "semantic", sem_terms)
     terms.update(loss=instance + settings.semantic_weight * semantic, instance=instance, semantic=semantic)
     return terms
+
+
+class TrainingStep(torch.nn.Module):
+    """Clip forward + loss as one module: the unit that DDP wraps.
+
+    DDP (with ``find_unused_parameters``) looks for parameters in the autograd graph of the *returned* tensors, so
+    only the loss terms are returned: decoder passes that the loss does not supervise (``loss_all_steps=False``)
+    must not appear in the output, or DDP would wait for gradients that never come.
+    """
+
+    def __init__(self, clip_forward: ClipForward, settings: ObjectiveSettings) -> None:
+        super().__init__()
+        self.clip_forward = clip_forward
+        self.settings = settings
+
+    def forward(
+        self, clip: Clip, rng: np.random.Generator, num_objects: float
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """``(clip_loss terms, forward extras)`` of one clip."""
+        output = self.clip_forward(clip, rng)
+        return clip_loss(output, clip, self.settings, num_objects), output.extras

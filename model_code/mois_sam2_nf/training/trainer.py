@@ -43,7 +43,7 @@ from mois_sam2_nf.training.distributed import (
     shutdown,
 )
 from mois_sam2_nf.training.logs import CsvTable, ScalarWriter
-from mois_sam2_nf.training.objective import clip_loss
+from mois_sam2_nf.training.objective import TrainingStep
 from mois_sam2_nf.training.optim import apply_schedule, build_optimizer
 from mois_sam2_nf.training.validation import validate
 
@@ -107,12 +107,11 @@ def _train(cfg: DictConfig, ctx: DistContext) -> Path:
                                 components.NO_DECAY_MODULES)
     if state is not None:
         optimizer.load_state_dict(state.optimizer)
-    runner: torch.nn.Module = forward
+    runner: torch.nn.Module = TrainingStep(forward, components.objective_settings(cfg))
     if ctx.distributed:
-        runner = DistributedDataParallel(forward, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+        runner = DistributedDataParallel(runner, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
                                          find_unused_parameters=True)
     amp_dtype = components.autocast_dtype(str(cfg.trainer.amp), ctx.device)
-    objective = components.objective_settings(cfg)
 
     train_set, val_set = _datasets(cfg, int(model.image_size))
     loader, sampler = _loader(train_set, ctx, cfg)
@@ -149,8 +148,7 @@ def _train(cfg: DictConfig, ctx: DistContext) -> Path:
                 num_objects = all_reduce_sum(torch.tensor([float(clip.num_objects)]), ctx).item() / ctx.world_size
                 rng = np.random.default_rng([seed, epoch, iteration, ctx.rank])
                 with components.autocast(ctx.device, amp_dtype):
-                    output = runner(clip, rng)
-                losses = clip_loss(output, clip, objective, max(num_objects, 1.0))
+                    losses, extras = runner(clip, rng, max(num_objects, 1.0))
                 if not torch.isfinite(losses["loss"]):
                     raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, iteration {iteration + 1} "
                                              f"(case {clip.case}, start frame {clip.start})")
@@ -167,7 +165,7 @@ def _train(cfg: DictConfig, ctx: DistContext) -> Path:
                 seconds, tick = now - tick, now
                 if ctx.is_main and (step % log_every == 0 or iteration + 1 == iterations):
                     row = {k: float(v.detach()) for k, v in losses.items()}
-                    row.update(output.extras, grad_norm=float(grad_norm), lr=max(g["lr"] for g in optimizer.param_groups),
+                    row.update(extras, grad_norm=float(grad_norm), lr=max(g["lr"] for g in optimizer.param_groups),
                                s_per_it=seconds)
                     train_log.append({"epoch": epoch, "iteration": iteration, "step": step, **row})
                     scalars.scalars(row, step, "train")
