@@ -1,4 +1,4 @@
-"""MOIS-SAM2 model behaviour on the CPU demo config: exemplar bank, exemplar tokens, semantic decoding, dtypes."""
+"""MOIS-SAM2 model behaviour on Hiera-T at 256 px: exemplar bank, exemplar tokens, semantic decoding, dtypes."""
 
 from __future__ import annotations
 
@@ -18,10 +18,18 @@ def make_exemplar(obj_id: int, frame: int, prompted: bool, grid: int = 4, seed: 
                     torch.randn(1, 64, grid, grid, generator=gen), torch.randn(1, 256, generator=gen))
 
 
+#: Hiera-T MOIS-SAM2 at 256 px: SAM2's real widths (hidden 256, memory 64) with 16x16 tokens, cheap on the CPU
+HIERA_T_256 = ["model.image_size=256"] + [
+    f"model.{module}.layer.{attention}.feat_sizes=[16,16]"
+    for module in ("memory_attention", "exemplar_attention")
+    for attention in ("self_attention", "cross_attention")
+]
+
+
 @pytest.fixture(scope="module")
 def model() -> MOISSAM2Base:
     torch.manual_seed(0)
-    built = build_mois_sam2("mois_sam2_demo")
+    built = build_mois_sam2("mois_sam2.1_hiera_t", overrides=HIERA_T_256)
     assert isinstance(built, MOISSAM2Base)
     return built
 
@@ -162,7 +170,8 @@ def test_semantic_outputs_fp32_and_bf16_autocast(model: MOISSAM2Base, frame) -> 
 
 def test_shared_memory_attention_variant_runs_in_fp32(frame) -> None:
     torch.manual_seed(0)
-    shared = build_mois_sam2("mois_sam2_demo", overrides=["model.use_dedicated_exemplar_attention=false"])
+    shared = build_mois_sam2("mois_sam2.1_hiera_t",
+                             overrides=[*HIERA_T_256, "model.use_dedicated_exemplar_attention=false"])
     feats, pos, sizes = frame
     calls: list[int] = []
     handle = shared.memory_attention.register_forward_hook(lambda *_: calls.append(1))

@@ -22,6 +22,16 @@ torch.set_num_threads(1)
 SAM2_PACKAGED = Path(__import__("sam2").__file__).parent / "configs" / "sam2.1"
 
 
+def at_256(*modules: str) -> list[str]:
+    """Overrides running a Hiera-T config at 256 px (16x16 tokens) with SAM2's real widths (hidden 256, memory 64)."""
+    return ["model.image_size=256"] + [f"model.{module}.layer.{attention}.feat_sizes=[16,16]"
+                                       for module in modules for attention in ("self_attention", "cross_attention")]
+
+
+MOIS_T_256 = at_256("memory_attention", "exemplar_attention")
+SAM2_T_256 = at_256("memory_attention")
+
+
 def shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -118,18 +128,18 @@ def semantic_outputs(model: MOISSAM2Base) -> dict[str, torch.Tensor]:
 
 def test_saved_checkpoint_reloads_to_identical_outputs(tmp_path: Path) -> None:
     torch.manual_seed(5)
-    model = build_mois_sam2("mois_sam2_demo")
+    model = build_mois_sam2("mois_sam2.1_hiera_t", overrides=MOIS_T_256)
     path = tmp_path / "mois_demo.pt"
     save_checkpoint(model, path)
     assert [p.name for p in tmp_path.iterdir()] == ["mois_demo.pt"]
     torch.manual_seed(6)
-    reloaded = build_mois_sam2("mois_sam2_demo", checkpoint=path)
+    reloaded = build_mois_sam2("mois_sam2.1_hiera_t", checkpoint=path, overrides=MOIS_T_256)
     assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in model.state_dict().items())
     first, second = semantic_outputs(model), semantic_outputs(reloaded)
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert float(first["low_res_masks"].std()) > 0 and float(first["obj_ptr"].std()) > 0
     # a MOIS checkpoint loads into plain SAM2 (MOIS-only keys dropped)
-    plain = build_sam2_model("sam2_demo", checkpoint=path)
+    plain = build_sam2_model("sam2.1_hiera_t", checkpoint=path, overrides=SAM2_T_256)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in plain.state_dict().items())
 
 
@@ -174,7 +184,7 @@ def test_bad_checkpoints_raise_one_line_errors(official_t, tmp_path: Path) -> No
     cases = [(tmp_path / "absent.pt", "not found"), (truncated, "truncated or corrupt"),
              (layout, "{'model': state_dict}"), (missing, "missing keys: maskmem_tpos_enc"),
              (extra, "unexpected: surplus.weight"), (wrong_shape, "shape mismatch: no_mem_embed")]
-    models = (build_mois_sam2("mois_sam2_demo"), build_sam2_model("sam2_demo"))
+    models = (build_mois_sam2("mois_sam2.1_hiera_t"), build_sam2_model("sam2.1_hiera_t"))
     for file, expected in cases:
         for model in models:
             with pytest.raises(InputError) as info:
@@ -182,7 +192,7 @@ def test_bad_checkpoints_raise_one_line_errors(official_t, tmp_path: Path) -> No
             message = str(info.value)
             assert str(file) in message and expected in message and "\n" not in message
     with pytest.raises(InputError, match="missing keys: maskmem_tpos_enc"):
-        build_mois_sam2("mois_sam2_demo", checkpoint=missing)
+        build_mois_sam2("mois_sam2.1_hiera_t", checkpoint=missing)
 
 
 def test_mois_checkpoint_missing_exemplar_key_is_rejected(tmp_path: Path) -> None:
