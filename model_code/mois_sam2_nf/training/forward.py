@@ -47,7 +47,7 @@ class ClipOutput:
 
 
 def _step(sam_outputs: tuple) -> StepOutput:
-    low_multi, high_multi, ious, _low, high, _ptr, obj_scores = sam_outputs
+    _, high_multi, ious, _, high, _, obj_scores = sam_outputs
     return StepOutput(multimask_logits=high_multi, ious=ious, object_score_logits=obj_scores, mask_logits=high)
 
 

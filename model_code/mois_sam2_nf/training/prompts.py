@@ -111,7 +111,9 @@ def append_clicks(
     }
 
 
-def correction_source(pred_logits: torch.Tensor, settings: PromptSettings, rng: np.random.Generator) -> torch.Tensor | None:
+def correction_source(
+    pred_logits: torch.Tensor, settings: PromptSettings, rng: np.random.Generator
+) -> torch.Tensor | None:
     """The mask a corrective click is drawn against: ``pred_logits > 0``, or ``None`` (from the GT) with
     probability ``settings.prob_sample_from_gt``. ``pred_logits`` is ``(N, 1, S, S)``; the result is ``(N, S, S)``."""
     if rng.random() < settings.prob_sample_from_gt:

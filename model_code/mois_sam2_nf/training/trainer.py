@@ -178,7 +178,9 @@ def _train(cfg: DictConfig, ctx: DistContext) -> Path:
                 checksums = replica_checksums(model, ctx)
                 metrics.update({f"param_checksum_rank{r}": c for r, c in enumerate(checksums)})
                 if len(set(checksums)) > 1:
-                    raise RuntimeError(f"DDP replicas diverged after epoch {epoch + 1}: parameter checksums {checksums}")
+                    raise RuntimeError(
+                        f"DDP replicas diverged after epoch {epoch + 1}: parameter checksums {checksums}"
+                    )
             if ctx.is_main:
                 val_log.append({"epoch": epoch, "step": step, **metrics})
                 scalars.scalars(metrics, step, "epoch")
