@@ -67,13 +67,13 @@ def compose_config(overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[
     The unresolved form keeps interpolations such as ``model.checkpoint=.../fold_${fold}/checkpoint.pt`` literal; it
     feeds the config hash, so the runs of one configuration share their hash across folds.
     """
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from mois_sam2_nf.hydra_compose import compose_isolated
+
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            config = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        config = compose_isolated(CONFIG_DIR, CONFIG_NAME, overrides, version_base=None)
         return OmegaConf.to_container(config, resolve=True), OmegaConf.to_container(config, resolve=False)
     except (HydraException, OmegaConfBaseException) as err:
         raise InputError(f"evaluate config: {str(err).splitlines()[0]}") from None
@@ -145,8 +145,10 @@ class _Run:
         self.protocol = ProtocolConfig(**config["protocol"])
         self.clicks = ClickConfig(**_tuples(config["click"]))
         self.metrics = MetricConfig(**config["metrics"])
-        self.model_options = {k: v for k, v in config["model"].items() if k != "name"}
-        self.model_name = str(config["model"]["name"])
+        self.model_options = {k: v for k, v in config["model"].items() if k not in ("name", "label")}
+        # the adapter is looked up by `name`; run ids and CSVs use `label` (a variant of a model, e.g. an ablation)
+        self.adapter_name = str(config["model"]["name"])
+        self.model_name = str(config["model"].get("label") or self.adapter_name)
         self.progress = bool(config.get("progress", True))
         self.run_id = make_run_id(self.model_name, self.protocol.mode, self.test_set, self.fold, unresolved)
         self.run_dir = Path(config["results_dir"]) / self.run_id
@@ -278,7 +280,7 @@ def evaluate(
     mine = run.cases[index - 1 :: count]
     todo = [c for c in mine if overwrite or not is_case_done(run.run_dir, c.case_id)]
     skipped = [c.case_id for c in mine if c not in todo]
-    segmenter = create_segmenter(run.model_name, **run.model_options) if todo else None
+    segmenter = create_segmenter(run.adapter_name, **run.model_options) if todo else None
     run.write_manifest()
     if segmenter is not None:
         bar = tqdm(todo, desc=f"{run.run_id} cases", unit="case", disable=not run.progress)

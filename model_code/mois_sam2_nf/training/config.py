@@ -4,8 +4,8 @@ A config is named by its file stem in :data:`CONFIG_DIR` (``train_mois_sam2``, `
 and ``_smoke`` variants) or given as a path to a YAML file (which may itself list ``defaults`` from
 :data:`CONFIG_DIR`). Overrides use Hydra syntax (``optim.lr=[1e-4,1e-5]``, ``+new.key=1``, ``++key=value``).
 
-sam2 keeps Hydra's global state initialised for its own configs; composition here runs inside a temporarily cleared
-global state and restores sam2's afterwards.
+Composition goes through :func:`mois_sam2_nf.hydra_compose.compose_isolated`, which leaves sam2's global Hydra state
+as it found it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.hydra_compose import compose_isolated
 
 #: the packaged training configs
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -46,17 +45,11 @@ def load_training_config(name: str | os.PathLike[str], overrides: Sequence[str] 
         search_dir, config_name = CONFIG_DIR, str(name)
         if config_name not in available_configs():
             raise InputError(f"{name}: unknown training config (available: {', '.join(available_configs())})")
-    hydra_state = GlobalHydra.instance().hydra
-    GlobalHydra.instance().clear()
+    extra = [] if search_dir == CONFIG_DIR else [f"hydra.searchpath=[file://{CONFIG_DIR}]"]
     try:
-        with initialize_config_dir(config_dir=str(search_dir), version_base="1.3"):
-            extra = [] if search_dir == CONFIG_DIR else [f"hydra.searchpath=[file://{CONFIG_DIR}]"]
-            cfg = compose(config_name=config_name, overrides=[*overrides, *extra])
+        cfg = compose_isolated(search_dir, config_name, [*overrides, *extra])
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         raise InputError(f"{name}: {str(error).strip().splitlines()[0]}") from error
-    finally:
-        GlobalHydra.instance().clear()
-        GlobalHydra.instance().hydra = hydra_state
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     assert isinstance(cfg, DictConfig)
     return cfg

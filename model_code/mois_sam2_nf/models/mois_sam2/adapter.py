@@ -25,6 +25,8 @@ class MOISSAM2Segmenter(SAM2Segmenter):
         config: MOIS-SAM2 config name (e.g. ``"mois_sam2.1_hiera_b+"``) or YAML path.
         checkpoint: ``{"model": state_dict}`` file, or ``None`` for random weights.
         num_max_exemplars: exemplars used per semantic call (evaluation default 7).
+        exemplar_propagation: False gives the ablation without the propagation pass (:attr:`propagates` False); the
+            exemplar bank is still built, so interactive masks are unchanged.
         other arguments: as :class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter` (``imagenet_norm`` defaults to
             False for MOIS-SAM2).
     """
@@ -35,8 +37,9 @@ class MOISSAM2Segmenter(SAM2Segmenter):
 
     def __init__(self, config: str, checkpoint: str | None = None, device: str = "cpu", precision: str = "fp32",
                  num_max_exemplars: int = 7, early_stop_k: int | None = None, imagenet_norm: bool | None = None,
-                 offload_state_to_cpu: bool = False) -> None:
+                 offload_state_to_cpu: bool = False, exemplar_propagation: bool = True) -> None:
         self.num_max_exemplars = int(num_max_exemplars)
+        self.propagates = bool(exemplar_propagation)
         super().__init__(config, checkpoint, device=device, precision=precision, early_stop_k=early_stop_k,
                          imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu)
 
