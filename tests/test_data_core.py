@@ -160,3 +160,28 @@ def test_save_nifti_is_atomic_and_keeps_header_codes(tmp_path) -> None:
     assert int(back.header["qform_code"]) == 2 and int(back.header["sform_code"]) == 4
     assert np.allclose(back.affine, affine)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.nii.gz", "pred.nii.gz"]
+
+
+def _reference_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scipy 26-connected labelling renumbered by (size desc, first voxel in C raster order)."""
+    from scipy import ndimage
+
+    raw, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    ids, first, counts = np.unique(raw.ravel(), return_index=True, return_counts=True)
+    ids, first, counts = ids[1:], first[1:], counts[1:]
+    order = np.lexsort((first, -counts))
+    lookup = np.zeros(n + 1, dtype=np.int32)
+    lookup[ids[order]] = np.arange(1, n + 1)
+    return lookup[raw], counts[order]
+
+
+def test_size_ordered_components_match_scipy_reference_on_random_masks() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        mask = np.zeros((30, 20, 8), dtype=bool)
+        mask[2:25, 3:18, 1:7] = rng.random((23, 15, 6)) > 0.75
+        labels, sizes = size_ordered_components(mask)
+        expected, expected_sizes = _reference_components(mask)
+        assert np.array_equal(labels, expected) and np.array_equal(sizes, expected_sizes)
+    empty, no_sizes = size_ordered_components(np.zeros((4, 4, 4), bool))
+    assert not empty.any() and no_sizes.size == 0

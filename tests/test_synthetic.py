@@ -15,7 +15,6 @@ from mois_sam2_nf.data.instances import size_ordered_components
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.synthetic import PRESETS, SyntheticPatient, plan_cohort
 from mois_sam2_nf.data.synthetic.anatomy import DISTRACTORS, TISSUES
-from mois_sam2_nf.data.synthetic.patient import instance_labels
 from mois_sam2_nf.data.view import ScanView
 
 TINY = PRESETS["tiny"]
@@ -159,16 +158,6 @@ def test_field_strength_shift_lowers_snr() -> None:
     ts1 = np.median([_measured_snr(s) for s in _render("ts1")])
     ts2 = np.median([_measured_snr(s) for s in _render("ts2")])
     assert ts2 / ts1 < 0.7
-
-
-def test_instance_labels_match_size_ordered_components() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        mask = np.zeros((30, 20, 8), dtype=bool)
-        mask[2:25, 3:18, 1:7] = rng.random((23, 15, 6)) > 0.75
-        fast, fast_sizes = instance_labels(mask)
-        slow, slow_sizes = size_ordered_components(mask)
-        assert fast.dtype == np.uint16 and np.array_equal(fast, slow) and np.array_equal(fast_sizes, slow_sizes)
 
 
 @pytest.mark.parametrize("name", ["tiny", "demo", "full"])

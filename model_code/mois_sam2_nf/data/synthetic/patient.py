@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import cc3d
 import numpy as np
+
+from mois_sam2_nf.data.instances import size_ordered_components
 
 from mois_sam2_nf.data.synthetic.anatomy import FORBIDDEN, TISSUES, Anatomy, Body, build_body, draw_anatomy, nerve_paths
 from mois_sam2_nf.data.synthetic.lesions import (
@@ -123,24 +124,10 @@ def _paint_anatomy(canvas: Canvas, body: Body, anatomy: Anatomy, acq: Acquisitio
             canvas.forbidden[sl] |= occ > 0.01
 
 
-def instance_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fast equivalent of ``instances.size_ordered_components(mask)`` for a boolean canonical mask, as uint16.
-
-    Works on the bounding box of the mask (C raster order, hence the tie-break, is unchanged by cropping) and uses
-    cc3d's raster-order numbering instead of sorting every voxel. Returns ``(labels uint16, sizes int64)``.
-    """
-    labels = np.zeros(mask.shape, dtype=np.uint16)
-    if not mask.any():
-        return labels, np.zeros(0, dtype=np.int64)
-    box = tuple(slice(int(np.flatnonzero(a)[0]), int(np.flatnonzero(a)[-1]) + 1)
-                for a in (mask.any(axis=(1, 2)), mask.any(axis=(0, 2)), mask.any(axis=(0, 1))))
-    raw = cc3d.connected_components(np.ascontiguousarray(mask[box]), connectivity=26, out_dtype=np.uint32)
-    counts = np.bincount(raw.ravel())[1:]
-    order = np.lexsort((np.arange(len(counts)), -counts))
-    lookup = np.zeros(len(counts) + 1, dtype=np.uint16)
-    lookup[order + 1] = np.arange(1, len(counts) + 1, dtype=np.uint16)
-    labels[box] = lookup[raw]
-    return labels, counts[order].astype(np.int64)
+def lesion_instances(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical lesion mask -> (uint16 instance labels by decreasing volume, voxel counts), as stored on disk."""
+    labels, sizes = size_ordered_components(mask, connectivity=26)
+    return labels.astype(np.uint16), sizes
 
 
 class _Visit:
@@ -250,10 +237,10 @@ class SyntheticPatient:
                 self._first_visit(visit, painter, sampler)
             else:
                 self._follow_up(v, visit, painter, canvas)
-            labels, sizes = instance_labels(canvas.lesion)
+            labels, sizes = lesion_instances(canvas.lesion)
             if not len(sizes) or sizes[0] * voxel_ml < ANCHOR_VOLUME_ML:
                 visit.add_nodules(1, 0, 1, anchor=True)
-                labels, sizes = instance_labels(canvas.lesion)
+                labels, sizes = lesion_instances(canvas.lesion)
             canonical = finalize(canvas, acq, rng_q, stream(seed, plan.set.index, plan.index, v, NOISE), site.dtype,
                                  preset.row_chunk)
             image, affine = to_disk(canonical, geometry, site.axcodes)
