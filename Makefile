@@ -5,11 +5,10 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
-DATA     ?= data/raw
-RESULTS  ?= evaluation/results/demo
+DEMO_RAW ?= data/demo/raw
 export PYTHONHASHSEED := 0
 
-.PHONY: venv demo test test-fast lint bench clean-demo help
+.PHONY: venv demo test bench help
 
 help:
 	@echo "make demo   set up .venv, build the demo cohort, evaluate MOIS-SAM2 and SAM2, write the report"
@@ -28,9 +27,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# The main job: demo cohort + previews, MOIS-SAM2 and SAM2 (shipped demo weights) on ts1-ts4, report.
 demo: $(STAMP)
-	$(BIN)/mois-sam2-nf synth --preset demo --out $(DATA) --seed 0
-	$(BIN)/mois-sam2-nf preview --raw $(DATA) --out data/previews
+	$(BIN)/mois-sam2-nf synth --preset demo --out $(DEMO_RAW) --seed 0
+	$(BIN)/mois-sam2-nf preview --raw $(DEMO_RAW) --out data/demo/previews
+	PATH="$(CURDIR)/$(BIN):$$PATH" DATA_ROOT=$(DEMO_RAW) evaluation/experiment_launchers/run_demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -17,6 +17,8 @@ The inference state stays the dict sam2's methods expect; what this module adds 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import sam2.sam2_video_predictor as _upstream_video
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from mois_sam2_nf.errors import InputError
@@ -305,14 +308,26 @@ class VolumeInferenceMixin(SAM2VideoPredictor):
         frames = super().propagate_in_video(inference_state, start_frame_idx=start_frame_idx,
                                             max_frame_num_to_track=max_frame_num_to_track, reverse=reverse)
         absent = 0
-        for frame_idx, obj_ids, logits in frames:
-            yield frame_idx, obj_ids, logits
-            if k is None:
-                continue
-            absent = absent + 1 if self.objects_absent(inference_state, frame_idx) else 0
-            if absent >= k:
-                frames.close()
-                return
+        with _quiet_upstream_progress():
+            for frame_idx, obj_ids, logits in frames:
+                yield frame_idx, obj_ids, logits
+                if k is None:
+                    continue
+                absent = absent + 1 if self.objects_absent(inference_state, frame_idx) else 0
+                if absent >= k:
+                    frames.close()
+                    return
+
+
+@contextlib.contextmanager
+def _quiet_upstream_progress() -> Iterator[None]:
+    """Silence sam2's per-call "propagate in video" bar (hundreds per scan); our callers show scan-level progress."""
+    original = _upstream_video.tqdm
+    _upstream_video.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        _upstream_video.tqdm = original
 
 
 class SAM2VolumePredictor(VolumeInferenceMixin):
