@@ -15,7 +15,7 @@ LAUNCHERS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${LAUNCHERS}/../.."
 
 export DATA_ROOT="${DATA_ROOT:-data/demo/raw}" RESULTS_DIR="${RESULTS_DIR:-evaluation/results/demo}"
-export FOLDS=1 TEST_SETS="ts1 ts2 ts3 ts4" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export FOLDS=1 TEST_SETS="${TEST_SETS:-ts1 ts2 ts3 ts4}" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 MODELS="${MODELS:-mois_sam2 sam2}"
 source "${LAUNCHERS}/common.sh"
 

@@ -17,6 +17,7 @@ import torch
 
 from mois_sam2_nf.atomic import atomic_path
 from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.models.mois_sam2.checkpoint import read_payload, read_state_dict
 
 LAST = "checkpoint.pt"
 
@@ -61,12 +62,7 @@ def save_training_checkpoint(
 def load_training_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
     """Read a checkpoint written by :func:`save_training_checkpoint` (weights-only unpickling, onto the CPU)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: training checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several unrelated types for corrupt files
-        raise InputError(f"{path}: not a readable training checkpoint: {str(error).strip().splitlines()[0]}") from error
+    payload = read_payload(path)
     missing = [k for k in ("model", "optimizer", "epoch", "step") if k not in payload]
     if missing:
         raise InputError(f"{path}: not a training checkpoint (missing {', '.join(missing)}); cannot resume from it")
@@ -81,16 +77,9 @@ def load_training_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
 
 def export_model_weights(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
     """Strip a training checkpoint to ``{"model": state_dict}`` (what the predictors and the evaluation load)."""
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise InputError(f"{src}: checkpoint not found")
-    try:
-        payload = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several unrelated types for corrupt files
-        raise InputError(f"{src}: not a readable checkpoint: {str(error).strip().splitlines()[0]}") from error
-    if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
-        raise InputError(f"{src}: expected a checkpoint with a 'model' state dict")
+    state = read_state_dict(src)
+    dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
-        torch.save({"model": payload["model"]}, tmp)
+        torch.save({"model": state}, tmp)
     return dst

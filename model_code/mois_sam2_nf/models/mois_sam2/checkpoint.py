@@ -55,8 +55,12 @@ def _describe(keys: Iterable[str]) -> str:
     return shown + (f", ... ({len(ordered)} in total)" if len(ordered) > _MAX_KEYS_LISTED else "")
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
-    """Read ``{"model": state_dict}`` from ``path`` onto the CPU (weights only, no arbitrary unpickling)."""
+def read_payload(path: str | os.PathLike[str]) -> Mapping:
+    """Read a torch checkpoint file onto the CPU (weights only, no arbitrary unpickling) -> its top-level mapping.
+
+    Raises:
+        InputError: missing file, or a truncated/corrupt/non-mapping file (one line naming the file).
+    """
     file = Path(path)
     if not file.is_file():
         raise InputError(f"{file}: checkpoint file not found")
@@ -65,7 +69,16 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{file}: not a readable torch checkpoint (truncated or corrupt?): {first_line}") from error
-    if not isinstance(payload, Mapping) or "model" not in payload or not isinstance(payload["model"], Mapping):
+    if not isinstance(payload, Mapping):
+        raise InputError(f"{file}: expected a checkpoint of the form {{'model': state_dict}}")
+    return payload
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
+    """Read ``{"model": state_dict}`` from ``path`` onto the CPU (extra top-level entries are ignored)."""
+    file = Path(path)
+    payload = read_payload(file)
+    if "model" not in payload or not isinstance(payload["model"], Mapping):
         raise InputError(f"{file}: expected a checkpoint of the form {{'model': state_dict}}")
     state = payload["model"]
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
