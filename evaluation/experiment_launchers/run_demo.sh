@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `make demo` job: evaluate the shipped demo weights (model_weights/demo/) of every model in MODELS on the
 # synthetic demo test sets ts1-ts4 -- lesion-wise corrective, the 20 largest lesions x 3 simulated clicks, one
-# propagation pass -- then write the report. Models run side by side, one CPU thread each.
+# propagation pass -- plus the prompted-lesion sweep on ts1 (scan Dice against the number of prompted lesions), then
+# write the report. Models run side by side, one CPU thread each.
 #
 # Demo settings on top of the benchmark defaults: clicks use the reference's physical patch size (click=patch_dt_mm,
 # the demo preset has coarse voxels) and propagation stops after 2 slices without the object (model.early_stop_k=2;
@@ -21,7 +22,11 @@ source "${LAUNCHERS}/common.sh"
 
 pids=()
 for model in ${MODELS}; do
-    MODELS="${model}" "${LAUNCHERS}/run_benchmark.sh" click=patch_dt_mm model.early_stop_k=2 "$@" &
+    (
+        MODELS="${model}" "${LAUNCHERS}/run_benchmark.sh" click=patch_dt_mm model.early_stop_k=2 "$@"
+        MODELS="${model}" MODE=prompted_lesion_sweep TEST_SETS=ts1 "${LAUNCHERS}/run_benchmark.sh" \
+            click=patch_dt_mm model.early_stop_k=2 "$@"
+    ) &
     pids+=("$!")
 done
 status=0
