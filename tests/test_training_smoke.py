@@ -1,6 +1,6 @@
 """End-to-end trainer runs on the sliced `tiny` cohort (spec §7 smoke settings at 128 px to stay fast on CPU).
 
-- MOIS-SAM2 smoke run (Hiera-T, 3-frame clips, 2 objects, bank of 4, 1 epoch x 2 iterations) writes a checkpoint that
+- MOIS-SAM2 smoke run (demo model, 3-frame clips, 2 objects, bank of 4, 1 epoch x 2 iterations) writes a checkpoint that
   the model builder loads strictly, the export script strips it, and a second run resumes from it;
 - plain SAM2 under ``torchrun --nproc_per_node=2`` (gloo; 2-frame clips at 64 px) keeps both replicas bit-identical.
 """
