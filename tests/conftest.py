@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,3 +16,14 @@ def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_cohort") / "raw"
     generate_cohort("tiny", out_dir=out, seed=0)
     return out
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run a model test on one torch thread (CI has 2 cores; restores the previous setting)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

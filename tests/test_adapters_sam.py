@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,17 +11,11 @@ from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, InteractiveSegmenter, Scan, create_segmenter
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CANONICAL_SHAPE = (36, 28, 5)
 #: canonical (row, col, frame) clicks of two lesions, two interactions each
 LESIONS = {1: [(14, 12, 2), (18, 10, 3)], 2: [(30, 22, 1), (28, 24, 1)]}
-
-
-@pytest.fixture(autouse=True)
-def _few_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _canonical_volume() -> np.ndarray:

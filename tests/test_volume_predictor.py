@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import cc3d
@@ -17,6 +16,8 @@ from mois_sam2_nf.evaluation.interface import Click, Scan
 from mois_sam2_nf.models.sam2.postprocess import HOLE_FILL_LOGIT, fill_holes
 from mois_sam2_nf.models.sam2.volume_predictor import SAM2VolumePredictor, install_memory_dtype_hook
 from mois_sam2_nf.models.session import ScanSession
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 IMAGE_SIZE = 128
 OURS = "mois_sam2_nf.models.sam2.volume_predictor.SAM2VolumePredictor"
@@ -41,14 +42,6 @@ def random_volume(shape: tuple[int, int, int] = (40, 32, 5), seed: int = 0) -> n
     vol = rng.random(shape).astype(np.float32) * 0.3
     vol[12:24, 8:20, :] += 0.6
     return np.clip(vol, 0, 1)
-
-
-@pytest.fixture(autouse=True)
-def _few_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _upstream_state(model: torch.nn.Module, images: torch.Tensor, shape: tuple[int, int, int], tmp: Path) -> dict:

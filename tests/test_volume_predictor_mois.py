@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from mois_sam2_nf.errors import InputError
 from PIL import Image
 from sam2.build_sam import build_sam2
 
@@ -15,16 +16,10 @@ from mois_sam2_nf.models.mois_sam2 import build_mois_sam2
 from mois_sam2_nf.models.mois_sam2.predictor import MOISSAM2Predictor, component_overlap_keep, exemplar_bank
 from mois_sam2_nf.models.sam2.volume_predictor import install_memory_dtype_hook
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IMAGE_SIZE = 128
 TARGET = "mois_sam2_nf.models.mois_sam2.predictor.MOISSAM2Predictor"
-
-
-@pytest.fixture(autouse=True)
-def _few_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +86,7 @@ def test_exemplar_keys_and_bank_lifetime(predictor: MOISSAM2Predictor) -> None:
     assert logits.shape == (1, 1, 40, 32)
     predictor.reset_state(state)
     assert len(bank) == 0
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(InputError, match="mask prompts"):
         predictor.add_new_mask(state, 0, 1, np.ones((40, 32), dtype=bool))
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from tqdm import tqdm
 
+from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.models.mois_sam2.exemplar_bank import ExemplarBank
 from mois_sam2_nf.models.mois_sam2.model import MOISSAM2Base
 from mois_sam2_nf.models.sam2.postprocess import fill_holes
@@ -151,8 +152,8 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         self.reset_state(inference_state, reset_exemplars=False)
 
     def add_new_mask(self, *args: Any, **kwargs: Any) -> Any:
-        """Mask prompts are not supported by MOIS-SAM2 volume inference."""
-        raise NotImplementedError("MOISSAM2Predictor accepts point or box prompts only (no mask prompts)")
+        """Reject mask prompts: MOIS-SAM2 volume inference takes point or box prompts only (spec 6.5)."""
+        raise InputError("MOISSAM2Predictor: mask prompts are not accepted (use point or box prompts)")
 
     @torch.inference_mode()
     def add_new_points_or_box(
