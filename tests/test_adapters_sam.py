@@ -36,9 +36,9 @@ def _scan(affine: np.ndarray, canonical: np.ndarray) -> Scan:
     return Scan("case", view.from_canonical(canonical), affine, view)
 
 
-def _make(name: str, reference: InteractiveSegmenter | None = None) -> InteractiveSegmenter:
+def _make(name: str, reference: InteractiveSegmenter | None = None, **options: object) -> InteractiveSegmenter:
     config = "sam2_demo" if name == "sam2" else "mois_sam2_demo"
-    segmenter = create_segmenter(name, config=config, checkpoint=None, device="cpu")
+    segmenter = create_segmenter(name, config=config, checkpoint=None, device="cpu", **options)
     if reference is not None:
         segmenter.predictor.load_state_dict(reference.predictor.state_dict())
     else:
@@ -76,8 +76,9 @@ def test_sam2_masks_on_original_grid_for_permuted_flipped_affine() -> None:
     first.end_scan()
 
 
-def test_mois_adapter_encodes_each_frame_once_and_propagates() -> None:
-    segmenter = _make("mois_sam2")
+@pytest.mark.parametrize("mode", ["overlap", "com_prompted"])
+def test_mois_adapter_encodes_each_frame_once_and_propagates(mode: str) -> None:
+    segmenter = _make("mois_sam2", propagation_mode=mode)
     calls: list[int] = []
     forward_image = segmenter.predictor.forward_image
     segmenter.predictor.forward_image = lambda img: calls.append(1) or forward_image(img)
@@ -105,3 +106,5 @@ def test_missing_checkpoint_and_bad_precision_raise_input_error(tmp_path) -> Non
             create_segmenter(name, config="sam2_demo", checkpoint=str(missing))
     with pytest.raises(InputError, match="precision"):
         create_segmenter("sam2", config="sam2_demo", precision="fp16")
+    with pytest.raises(InputError, match="propagation mode"):
+        create_segmenter("mois_sam2", config="mois_sam2_demo", propagation_mode="com")

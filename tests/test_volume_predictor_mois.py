@@ -13,7 +13,12 @@ from PIL import Image
 from sam2.build_sam import build_sam2
 
 from mois_sam2_nf.models.mois_sam2 import build_mois_sam2
-from mois_sam2_nf.models.mois_sam2.predictor import MOISSAM2Predictor, component_overlap_keep, exemplar_bank
+from mois_sam2_nf.models.mois_sam2.predictor import (
+    MOISSAM2Predictor,
+    component_click_points,
+    component_overlap_keep,
+    exemplar_bank,
+)
 from mois_sam2_nf.models.sam2.volume_predictor import install_memory_dtype_hook
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -117,3 +122,65 @@ def test_component_overlap_filter() -> None:
     assert component_overlap_keep(semantic, np.zeros_like(semantic), 0.5).sum() == 32
     with pytest.raises(ValueError):
         component_overlap_keep(semantic, prompted, 0.5, "bogus")  # type: ignore[arg-type]
+
+
+def _with_fixed_com_points(predictor: MOISSAM2Predictor, points: list[tuple[float, float]],
+                           monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every slice report ``points`` as CoM clicks (semantic logits stay real); return the searched frames."""
+    searched: list[int] = []
+    find = predictor.find_exemplars_in_slice
+
+    def fixed(state: dict, frame_idx: int, *args: object) -> tuple:
+        searched.append(frame_idx)
+        return (*find(state, frame_idx, *args)[:3], points)
+
+    monkeypatch.setattr(predictor, "find_exemplars_in_slice", fixed)
+    return searched
+
+
+def test_com_pass_clicks_components_outside_the_prediction(predictor: MOISSAM2Predictor,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    volume = _volume()
+    state = predictor.init_state(volume)
+    predictor.add_new_points_or_box(state, 2, 1, points=[[14.0, 18.0]], labels=[1])
+    bank_before = exemplar_bank(state).keys()
+    prompted = np.zeros(volume.shape, dtype=bool)
+    prompted[16:22, 12:18, :] = True       # covers the first CoM point (x=14, y=18) on every slice
+    searched = _with_fixed_com_points(predictor, [(14.0, 18.0), (4.0, 4.0)], monkeypatch)
+    clicks: list[tuple[int, list, bool]] = []
+    add = predictor.add_new_points_or_box
+    monkeypatch.setattr(predictor, "add_new_points_or_box", lambda state, frame, obj_id, **kw: (
+        clicks.append((frame, kw["points"], kw["is_com"])) or add(state, frame, obj_id, **kw)))
+
+    result = predictor.propagate_exemplars_com(state, prompted, slices="all")
+    assert searched == list(range(volume.shape[2]))
+    assert clicks == [(f, [[4.0, 4.0]], True) for f in range(volume.shape[2])]  # the covered point is skipped
+    assert (result >= prompted).all() and result[4, 4, :].all()   # each CoM object covers its click
+    assert exemplar_bank(state).keys() == bank_before             # CoM objects add no exemplars
+    assert state["obj_ids"] == []
+
+    clicks.clear()
+    searched.clear()
+    result = predictor.propagate_exemplars_com(state, np.zeros_like(prompted), slices="prompted")
+    assert searched == [2] and {c[0] for c in clicks} == {2}      # only the user-clicked slice is searched
+    assert result[:, :, [0, 1, 3, 4]].any()                       # ... and its objects are propagated both ways
+    with pytest.raises(ValueError, match="slices"):
+        predictor.propagate_exemplars_com(state, prompted, slices="some")  # type: ignore[arg-type]
+
+
+def test_com_click_points_are_distance_maxima_of_large_components() -> None:
+    probability = np.zeros((20, 30))
+    probability[2:9, 3:10] = 0.9    # 7 x 7 block -> unique distance maximum at its centre (row 5, col 6)
+    probability[12:14, 20:22] = 0.9  # 4 px: below the area threshold
+    probability[15:18, 25:28] = 0.4  # below the binarisation threshold
+    assert component_click_points(probability, 0.5, min_area=5) == [(6.0, 5.0)]
+    assert component_click_points(probability, 0.5, min_area=1) == [(6.0, 5.0), (20.0, 12.0)]
+
+
+def test_com_detection_on_frame_size_masks(predictor: MOISSAM2Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = predictor.init_state(_volume())
+    predictor.add_new_points_or_box(state, 2, 1, points=[[14.0, 18.0]], labels=[1])
+    monkeypatch.setattr(predictor, "use_low_res_masks_for_com_detection", False)
+    _, _, logits, points = predictor.find_exemplars_in_slice(state, 2, 0.5, 1)
+    expected = component_click_points(torch.sigmoid(logits[0, 0]).numpy(), 0.5, 1)
+    assert points == expected and len(points) > 0

@@ -26,6 +26,10 @@ from mois_sam2_nf.models.sam2.volume_predictor import EmbeddingCache, VolumeInfe
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+#: MOIS-SAM2 propagation passes: the overlap filter (reference main mode), or CoM clicks searched on every slice /
+#: on the prompted slices (model spec section 6.4)
+PropagationMode = Literal["overlap", "com_all", "com_prompted"]
+PROPAGATION_MODES: tuple[str, ...] = ("overlap", "com_all", "com_prompted")
 
 
 def check_precision(precision: str) -> Precision:
@@ -33,6 +37,13 @@ def check_precision(precision: str) -> Precision:
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported (choose one of {', '.join(PRECISIONS)})")
     return precision  # type: ignore[return-value]
+
+
+def check_propagation_mode(mode: str) -> PropagationMode:
+    """Return ``mode`` if it is one of :data:`PROPAGATION_MODES`; raise :class:`InputError` otherwise."""
+    if mode not in PROPAGATION_MODES:
+        raise InputError(f"propagation mode {mode!r} is not supported (choose one of {', '.join(PROPAGATION_MODES)})")
+    return mode  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
@@ -146,20 +157,25 @@ class ScanSession:
                     mask[:, :, frame] |= self._foreground(logits)
         return mask
 
-    def propagate(self, prompted: np.ndarray) -> np.ndarray:
+    def propagate(self, prompted: np.ndarray, mode: PropagationMode = "overlap") -> np.ndarray:
         """Semantic propagation from the exemplar bank (MOIS-SAM2 only; model spec section 6.4).
 
         Args:
             prompted: canonical ``(H, W, F)`` bool union of the interactive lesion masks.
+            mode: ``"overlap"`` (semantic components minus those overlapping a prompted lesion), ``"com_all"`` or
+                ``"com_prompted"`` (centre clicks on semantic components of every / the prompted slices).
 
         Returns:
-            Canonical bool mask of the propagated components that were kept (``prompted`` not included).
+            Canonical bool mask of the propagated lesions that were kept (``prompted`` not included).
         """
-        propagate_exemplars = getattr(self.predictor, "propagate_exemplars", None)
-        if propagate_exemplars is None:
+        if not hasattr(self.predictor, "propagate_exemplars"):
             raise TypeError(f"{type(self.predictor).__name__} has no semantic propagation")
         with self.autocast():
-            result = propagate_exemplars(self.state, prompted)
+            if check_propagation_mode(mode) == "overlap":
+                result = self.predictor.propagate_exemplars(self.state, prompted)
+            else:
+                result = self.predictor.propagate_exemplars_com(self.state, prompted, slices=mode.removeprefix("com_"),
+                                                                early_stop_k=self.early_stop_k)
         return np.asarray(result, dtype=bool) & ~prompted
 
     def to_original(self, mask: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import numpy as np
 from mois_sam2_nf.evaluation.interface import register_segmenter
 from mois_sam2_nf.models.sam2.adapter import SAM2Segmenter
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
+from mois_sam2_nf.models.session import check_propagation_mode
 
 #: predictor class the MOIS-SAM2 adapter builds (model ``_target_`` override)
 MOIS_PREDICTOR_TARGET = "mois_sam2_nf.models.mois_sam2.predictor.MOISSAM2Predictor"
@@ -27,6 +28,8 @@ class MOISSAM2Segmenter(SAM2Segmenter):
         num_max_exemplars: exemplars used per semantic call (evaluation default 7).
         exemplar_propagation: False gives the ablation without the propagation pass (:attr:`propagates` False); the
             exemplar bank is still built, so interactive masks are unchanged.
+        propagation_mode: ``"overlap"`` (default, the reference's main mode), ``"com_all"`` or ``"com_prompted"``
+            (CoM clicks on every / the prompted slices; :meth:`ScanSession.propagate`).
         other arguments: as :class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter` (``imagenet_norm`` defaults to
             False for MOIS-SAM2).
     """
@@ -37,9 +40,11 @@ class MOISSAM2Segmenter(SAM2Segmenter):
 
     def __init__(self, config: str, checkpoint: str | None = None, device: str = "cpu", precision: str = "fp32",
                  num_max_exemplars: int = 7, early_stop_k: int | None = None, imagenet_norm: bool | None = None,
-                 offload_state_to_cpu: bool = False, exemplar_propagation: bool = True) -> None:
+                 offload_state_to_cpu: bool = False, exemplar_propagation: bool = True,
+                 propagation_mode: str = "overlap") -> None:
         self.num_max_exemplars = int(num_max_exemplars)
         self.propagates = bool(exemplar_propagation)
+        self.propagation_mode = check_propagation_mode(propagation_mode)
         super().__init__(config, checkpoint, device=device, precision=precision, early_stop_k=early_stop_k,
                          imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu)
 
@@ -56,4 +61,4 @@ class MOISSAM2Segmenter(SAM2Segmenter):
         prompted = np.zeros(session.shape, dtype=bool)
         for mask in self.masks.values():
             prompted |= mask
-        return session.to_original(session.propagate(prompted))
+        return session.to_original(session.propagate(prompted, self.propagation_mode))

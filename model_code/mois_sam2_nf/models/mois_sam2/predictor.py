@@ -7,7 +7,8 @@ cache, native hole filling, early stop). Its API follows model spec section 6.5:
 - clicks (:meth:`add_new_points_or_box`) add *prompted* exemplars, propagation (:meth:`propagate_in_video`) adds
   *non-prompted* ones, to the exemplar bank kept in ``state["volume"].exemplars`` (:class:`MOISVolumeState`);
 - :meth:`find_exemplars_in_slice` decodes one slice from the bank (semantic logits at frame size);
-- :meth:`propagate_exemplars` runs the no-CoM semantic pass with the per-component overlap filter (spec 6.4).
+- :meth:`propagate_exemplars` runs the no-CoM semantic pass with the per-component overlap filter (spec 6.4);
+- :meth:`propagate_exemplars_com` runs the optional CoM pass: centre clicks on semantic components become new objects.
 
 Creating exemplars never changes instance outputs. Frames are canonical coronal slices; masks are ``(H, W)`` per
 frame, volumes ``(H, W, F)``; SAM2 points are ``(x, y) = (col, row)``.
@@ -39,6 +40,15 @@ from mois_sam2_nf.models.sam2.volume_predictor import (
 )
 
 OverlapMode = Literal["per_component", "union"]
+#: where the CoM pass looks for components: every slice (segmented there only), or the user-prompted slices
+#: (each found object then propagated both ways)
+ComSlices = Literal["all", "prompted"]
+
+#: smallest component (pixels of the map the CoM clicks are detected on) that yields a CoM click: 40 x 16, the
+#: reference's threshold scaled to 256^2 low-res masks (spec 6.4)
+COM_MIN_AREA = 40 * 16
+#: object ids of CoM objects start here, far from lesion ids (they never enter the exemplar bank)
+COM_FIRST_OBJECT_ID = 1_000_000
 
 #: 8-connectivity in 2-D (components of binarised semantic masks for the CoM clicks)
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -117,7 +127,16 @@ def component_click_points(probability: np.ndarray, threshold: float, min_area: 
 
 
 class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
-    """MOIS-SAM2 on in-memory volumes (the model ``_target_`` of a MOIS-SAM2 config for inference)."""
+    """MOIS-SAM2 on in-memory volumes (the model ``_target_`` of a MOIS-SAM2 config for inference).
+
+    Constructor keywords (besides the model's and :class:`VolumeInferenceMixin`'s):
+    ``use_low_res_masks_for_com_detection`` -- detect CoM clicks on the low-res semantic mask (default, as the
+    reference) instead of the mask upsampled to frame size.
+    """
+
+    def __init__(self, *args: Any, use_low_res_masks_for_com_detection: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.use_low_res_masks_for_com_detection = bool(use_low_res_masks_for_com_detection)
 
     @torch.inference_mode()
     def init_state(
@@ -167,15 +186,19 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         normalize_coords: bool = True,
         box: Any = None,
         add_exemplar: bool = True,
+        is_com: bool = False,
     ) -> tuple[int, list[int], torch.Tensor]:
         """sam2's click step; then, if ``add_exemplar`` and the mask is non-empty, store a prompted exemplar.
+
+        ``is_com`` marks a click made by the CoM pass (:meth:`propagate_exemplars_com`) rather than by the user: it
+        never stores a prompted exemplar, so the bank keeps describing user-confirmed lesions only.
 
         Returns ``(frame_idx, obj_ids, logits (num_objects, 1, H, W))`` exactly as sam2 does.
         """
         result = super().add_new_points_or_box(inference_state, frame_idx, obj_id, points=points, labels=labels,
                                                clear_old_points=clear_old_points, normalize_coords=normalize_coords,
                                                box=box)
-        if add_exemplar:
+        if add_exemplar and not is_com:
             obj_idx = inference_state["obj_id_to_idx"][obj_id]
             temp = inference_state["temp_output_dict_per_obj"][obj_idx]
             out = temp["cond_frame_outputs"].get(frame_idx) or temp["non_cond_frame_outputs"][frame_idx]
@@ -234,11 +257,13 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         Args:
             frame_idx: slice index.
             binarization_threshold: sigmoid threshold for the component clicks (CoM mode).
-            min_area_threshold: smallest component area, in pixels of the low-res mask, that yields a click.
+            min_area_threshold: smallest component area that yields a click, in pixels of the map the clicks are
+                detected on (the low-res mask, or the frame-size mask when ``use_low_res_masks_for_com_detection`` is
+                off).
 
         Returns:
             ``(frame_idx, obj_ids, logits (1, 1, H, W) float32 at frame size, points)``; ``points`` are centre clicks
-            ``(x, y)`` in frame pixels, one per component of the binarised low-res semantic mask (see
+            ``(x, y)`` in frame pixels, one per component of the binarised semantic mask (see
             :func:`component_click_points`).
         """
         _, _, feats, pos, sizes = self._get_image_feature(inference_state, frame_idx, batch_size=1)
@@ -247,8 +272,9 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         low_res = fill_holes(out["low_res_masks"].float(), self.hole_fill_area)
         height, width = inference_state["video_height"], inference_state["video_width"]
         logits = F.interpolate(low_res, size=(height, width), mode="bilinear", align_corners=False)
-        probability = torch.sigmoid(low_res[0, 0]).cpu().numpy()
-        scale = np.array([width / low_res.shape[-1], height / low_res.shape[-2]])
+        detection = low_res if self.use_low_res_masks_for_com_detection else logits
+        probability = torch.sigmoid(detection[0, 0]).cpu().numpy()
+        scale = np.array([width / detection.shape[-1], height / detection.shape[-2]])
         upper = np.array([width - 1, height - 1])
         points = [tuple(float(v) for v in np.clip((np.array(p) + 0.5) * scale - 0.5, 0, upper))
                   for p in component_click_points(probability, binarization_threshold, min_area_threshold)]
@@ -273,10 +299,7 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         Returns:
             ``(H, W, F)`` bool: ``G`` OR the kept semantic components of every slice.
         """
-        prompted = np.asarray(prev_mask, dtype=bool)
-        expected = volume_state(inference_state).volume_shape
-        if prompted.shape != expected:
-            raise ValueError(f"prev_mask shape {prompted.shape} != volume shape {expected}")
+        prompted = _check_prev_mask(inference_state, prev_mask)
         result = prompted.copy()
         for frame_idx in tqdm(range(inference_state["num_frames"]), desc="semantic propagation", leave=False):
             logits = self.find_exemplars_in_slice(inference_state, frame_idx)[2]
@@ -284,3 +307,69 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
             result[:, :, frame_idx] |= component_overlap_keep(semantic, prompted[:, :, frame_idx], overlap_threshold,
                                                               overlap_mode)
         return result
+
+    @torch.inference_mode()
+    def propagate_exemplars_com(
+        self,
+        inference_state: InferenceState,
+        prev_mask: np.ndarray,
+        slices: ComSlices = "all",
+        binarization_threshold: float = 0.5,
+        min_area_threshold: int = COM_MIN_AREA,
+        early_stop_k: int | None = None,
+    ) -> np.ndarray:
+        """CoM semantic propagation (optional mode of spec 6.4): semantic components become clicked objects.
+
+        On each searched slice the bank's semantic mask is binarised (sigmoid >= ``binarization_threshold``) and every
+        8-connected component of at least ``min_area_threshold`` pixels gives one positive click at its
+        distance-transform maximum (:meth:`find_exemplars_in_slice`). A click inside the current prediction (``G`` plus
+        what this pass has found so far) is skipped; any other starts a new object, clicked with ``is_com=True``.
+
+        Args:
+            prev_mask: canonical ``(H, W, F)`` bool union ``G`` of the interactive lesion masks.
+            slices: ``"all"`` searches every slice and segments each object on its own slice only; ``"prompted"``
+                searches the slices the user clicked (the prompted exemplars' frames) and propagates each object
+                forward and in reverse from its slice.
+            early_stop_k: early stop of those propagations (``None`` = the predictor's default).
+
+        Returns:
+            ``(H, W, F)`` bool: ``G`` OR the masks of the CoM objects. The objects are removed afterwards; the exemplar
+            bank is not changed (CoM objects add no exemplars), so every slice is decoded from the same bank.
+        """
+        prompted = _check_prev_mask(inference_state, prev_mask)
+        if slices == "all":
+            frames = list(range(inference_state["num_frames"]))
+        elif slices == "prompted":
+            frames = sorted({e.frame_idx for e in exemplar_bank(inference_state) if e.is_prompted})
+        else:
+            raise ValueError(f"slices must be 'all' or 'prompted', got {slices!r}")
+        result = prompted.copy()
+        obj_id = COM_FIRST_OBJECT_ID
+        for frame_idx in tqdm(frames, desc="CoM propagation", leave=False):
+            points = self.find_exemplars_in_slice(inference_state, frame_idx, binarization_threshold,
+                                                  min_area_threshold)[3]
+            for x, y in points:
+                if result[round(y), round(x), frame_idx]:
+                    continue
+                self.reset_objects(inference_state)
+                logits = self.add_new_points_or_box(inference_state, frame_idx, obj_id, points=[[x, y]], labels=[1],
+                                                    is_com=True)[2]
+                result[:, :, frame_idx] |= (logits[0, 0] > 0).cpu().numpy()
+                if slices == "prompted":
+                    for reverse in (False, True):
+                        for frame, _, frame_logits in self.propagate_in_video(
+                                inference_state, start_frame_idx=frame_idx, reverse=reverse,
+                                early_stop_k=early_stop_k, add_exemplar=False):
+                            result[:, :, frame] |= (frame_logits[0, 0] > 0).cpu().numpy()
+                obj_id += 1
+        self.reset_objects(inference_state)
+        return result
+
+
+def _check_prev_mask(inference_state: InferenceState, prev_mask: np.ndarray) -> np.ndarray:
+    """``prev_mask`` as a bool array; ``ValueError`` unless its shape is the scan's canonical ``(H, W, F)``."""
+    prompted = np.asarray(prev_mask, dtype=bool)
+    expected = volume_state(inference_state).volume_shape
+    if prompted.shape != expected:
+        raise ValueError(f"prev_mask shape {prompted.shape} != volume shape {expected}")
+    return prompted
