@@ -108,3 +108,21 @@ def test_missing_checkpoint_and_bad_precision_raise_input_error(tmp_path) -> Non
         create_segmenter("sam2", config="sam2_demo", precision="fp16")
     with pytest.raises(InputError, match="propagation mode"):
         create_segmenter("mois_sam2", config="mois_sam2_demo", propagation_mode="com")
+
+
+def test_forget_lesion_drops_history_mask_and_exemplars() -> None:
+    from mois_sam2_nf.models.mois_sam2.predictor import exemplar_bank
+
+    segmenter = _make("mois_sam2")
+    scan = _scan(np.diag([0.7, 3.0, 0.7, 1.0]), _canonical_volume())
+    segmenter.start_scan(scan)
+    for lesion_id, (row, col, frame) in ((1, (14, 12, 2)), (2, (30, 22, 1))):
+        i, j, k = (int(v) for v in scan.view.canonical_to_ijk((row, col, frame)))
+        segmenter.add_clicks(lesion_id, [Click(i, j, k, True)])
+    bank = exemplar_bank(segmenter.session.state)
+    assert {key.split("_")[0] for key in bank.keys()} == {"1", "2"}
+    segmenter.forget_lesion(1)
+    assert {key.split("_")[0] for key in bank.keys()} == {"2"}
+    assert set(segmenter.history) == {2} and set(segmenter.masks) == {2}
+    segmenter.forget_lesion(7)  # unknown ids are ignored
+    segmenter.end_scan()

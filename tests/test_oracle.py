@@ -33,6 +33,8 @@ def test_oracle_returns_union_of_lesions_under_positive_clicks() -> None:
     np.testing.assert_array_equal(oracle.add_clicks(1, [centre(0)]), lesion_mask((0,)))
     np.testing.assert_array_equal(oracle.add_clicks(1, [centre(2)]), lesion_mask((0, 2)))
     np.testing.assert_array_equal(oracle.add_clicks(2, [centre(1)]), lesion_mask((1,)))
+    oracle.forget_lesion(1)  # lesion 1 starts afresh: its earlier clicks on lesions 0 and 2 are gone
+    np.testing.assert_array_equal(oracle.add_clicks(1, [centre(3)]), lesion_mask((3,)))
     background = Click(20, 11, 30, True)
     np.testing.assert_array_equal(oracle.add_clicks(3, [background]), np.zeros(SHAPE, dtype=bool))
     assert oracle.propagate() is None and oracle.automatic() is None

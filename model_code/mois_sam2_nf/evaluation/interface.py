@@ -77,6 +77,13 @@ class InteractiveSegmenter(Protocol):
         and exemplar bank are kept). ``lesion_id = 0`` is the whole-mask target of the global modes.
         """
 
+    def forget_lesion(self, lesion_id: int) -> None:
+        """Drop the click history and mask of ``lesion_id``; its next :meth:`add_clicks` starts a fresh object.
+
+        Used when a user edits earlier clicks (the MONAI Label app receives the full click list on every request).
+        Unknown ids are ignored.
+        """
+
     def propagate(self) -> np.ndarray | None:
         """MOIS-SAM2: bool mask of the propagated lesions (original grid); other models ``None``."""
 

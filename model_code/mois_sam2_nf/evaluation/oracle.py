@@ -72,6 +72,11 @@ class OracleSegmenter:
         hit = self._hit_lesions(lesion_id)
         return self._render(lesions, hit, lesion_id)
 
+    def forget_lesion(self, lesion_id: int) -> None:
+        """Drop the clicks recorded for ``lesion_id``."""
+        self._positives.pop(lesion_id, None)
+        self._negatives.pop(lesion_id, None)
+
     def propagate(self) -> np.ndarray | None:
         """The oracle does not propagate."""
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mois_sam2_nf.evaluation.interface import register_segmenter
+from mois_sam2_nf.models.mois_sam2.predictor import exemplar_bank
 from mois_sam2_nf.models.sam2.adapter import SAM2Segmenter
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
 from mois_sam2_nf.models.session import check_propagation_mode
@@ -54,6 +55,12 @@ class MOISSAM2Segmenter(SAM2Segmenter):
 
         return build_mois_sam2(config, checkpoint, device=device, target=MOIS_PREDICTOR_TARGET,
                                overrides=[f"++model.num_max_exemplars={self.num_max_exemplars}"])
+
+    def forget_lesion(self, lesion_id: int) -> None:
+        """As plain SAM2, and also drop the lesion's exemplars (prompted and non-prompted) from the scan's bank."""
+        super().forget_lesion(lesion_id)
+        if self.session is not None:
+            exemplar_bank(self.session.state).remove_object(lesion_id)
 
     def propagate(self) -> np.ndarray | None:
         """Bool mask (original grid) of the lesions found from the exemplar bank, outside the current lesion masks."""

@@ -88,6 +88,11 @@ class SAM2Segmenter:
         self.masks[lesion_id] = session.segment_lesion(lesion_id, history)
         return session.to_original(self.masks[lesion_id])
 
+    def forget_lesion(self, lesion_id: int) -> None:
+        """Drop the click history and mask of ``lesion_id`` (the scan's embedding cache is kept)."""
+        self.history.pop(lesion_id, None)
+        self.masks.pop(lesion_id, None)
+
     def propagate(self) -> np.ndarray | None:
         """Plain SAM2 does not propagate to unprompted lesions."""
         return None
