@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("preview", "coronal MIP previews with lesion outlines and a table of scans/lesions per set"),
     "evaluate": ("evaluate", "simulated-click evaluation of a model (Hydra overrides)"),
     "train": ("train", "train SAM2 / MOIS-SAM2 (Hydra overrides; runs under torchrun)"),
+    "train-nnunet": ("train_nnunet", "train the nnU-Net v2 baseline with nnU-Net's own commands"),
     "report": ("report", "analyse a results folder: report.md, tables, figures, statistics"),
     "segment": ("segment", "segment one scan from a clicks JSON file"),
 }

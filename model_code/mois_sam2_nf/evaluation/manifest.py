@@ -117,7 +117,7 @@ def build_manifest(
         run_id: the run folder name.
         command: the command line that produced it.
         config: the fully resolved config (protocol, click, metrics, model, data, seed, ...).
-        checkpoint: model checkpoint path (``None`` for checkpoint-free models).
+        checkpoint: model checkpoint file, or folder (nnU-Net; hashed as a tree), ``None`` for checkpoint-free models.
         data: ``{root, test_set, fold, case_ids, splits_sha256, patients_csv_sha256}``.
         n_cases_done: finished cases in the run folder.
     """
@@ -132,7 +132,7 @@ def build_manifest(
         "precision": model.get("precision"),
         "seed": config.get("seed"),
         "config": config,
-        "checkpoint": {"path": checkpoint, "sha256": sha256_file(checkpoint)},
+        "checkpoint": {"path": checkpoint, "sha256": sha256_file(checkpoint) or sha256_tree(checkpoint)},
         "data": data,
         "n_cases_done": n_cases_done,
     }
