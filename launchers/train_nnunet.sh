@@ -11,16 +11,11 @@
 # Each fold folder holds nnU-Net's results and meta.json; evaluate with
 #   mois-sam2-nf evaluate model=nnunet protocol=global_non_corrective ...
 # Runs resume (plans are reused, finished folds skipped, interrupted folds continue).
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PYTHON="${PYTHON:-.venv/bin/python}"
-CLI=("${PYTHON}" -m mois_sam2_nf.cli.main)
+source "$(dirname "${BASH_SOURCE[0]}")/_baseline_common.sh"
 
 if [[ "${1:-}" == "smoke" ]]; then
     shift
-    if [[ ! -d data/tiny/raw/imagesTr ]]; then
-        "${CLI[@]}" synth --preset tiny --out data/tiny/raw
-    fi
+    ensure_tiny_cohort
     exec "${CLI[@]}" train-nnunet --raw data/tiny/raw --work data/tiny/nnunet --out model_weights_finetuned/nnUNet_smoke \
         --folds ${FOLDS:-1} --smoke --device cpu --num-processes 1 "$@"
 fi

@@ -1,4 +1,4 @@
 #!/usr/bin/env bash
-# SW-FastEdit (not available in this version) -- global_corrective on every fold x test set (environment variables and extra Hydra overrides: see common.sh).
+# SW-FastEdit (train it with launchers/train_sw_fastedit.sh) -- global_corrective on every fold x test set (environment variables and extra Hydra overrides: see common.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run_model_mode sw_fastedit global_corrective "$@"

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from mois_sam2_nf.atomic import atomic_path, write_json
 from mois_sam2_nf.data.io import load_label, load_nifti, save_nifti
-from mois_sam2_nf.data.layout import TRAIN_SET, CaseFiles, load_patient_map, require_valid_layout, select_sets
-from mois_sam2_nf.data.splits import Fold, make_folds, read_folds
+from mois_sam2_nf.data.layout import TRAIN_SET, CaseFiles, require_valid_layout, select_sets
+from mois_sam2_nf.data.splits import Fold, default_folds, read_folds
 from mois_sam2_nf.errors import InputError
 
 DEFAULT_DATASET_ID = 501
@@ -111,7 +111,7 @@ def export_nnunet(
     """Write the nnU-Net raw dataset of a validated raw root; returns the dataset folder.
 
     ``splits_final.json`` holds the folds read from ``splits_dir`` or, without it, the project's default folds
-    (:func:`~mois_sam2_nf.data.splits.make_folds`, 5 folds, seed 42). Nothing is written when the input is invalid.
+    (:func:`~mois_sam2_nf.data.splits.default_folds`, 5 folds, seed 42). Nothing is written when the input is invalid.
     """
     folder = Path(out_root) / dataset_folder_name(dataset_id, name)
     clash = [p for p in Path(out_root).glob(f"Dataset{dataset_id:03d}_*") if p.name != folder.name]
@@ -127,8 +127,7 @@ def export_nnunet(
     if splits_dir is not None:
         folds = _checked_folds(read_folds(splits_dir), train.case_ids, Path(splits_dir))
     else:
-        patients = load_patient_map(raw_root, patient_regex, train.case_ids)
-        folds = make_folds({c: patients[c] for c in train.case_ids})
+        folds = default_folds(raw_root, patient_regex)
 
     jobs = []
     for scan_set in sets:

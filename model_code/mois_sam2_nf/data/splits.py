@@ -93,6 +93,13 @@ def write_folds(folds: list[Fold], out_dir: str | os.PathLike[str]) -> list[Path
     return written
 
 
+def default_folds(raw_root: str | os.PathLike[str], patient_regex: str | None = None) -> list[Fold]:
+    """The project's default patient-level folds of a raw root's training set (5 folds, seed 42), not written."""
+    cases = select_sets(raw_root, [TRAIN_SET])[0].case_ids
+    patients = load_patient_map(raw_root, patient_regex, cases)
+    return make_folds({c: patients[c] for c in cases})
+
+
 def create_folds(
     raw_root: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],

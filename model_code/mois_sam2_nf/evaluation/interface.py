@@ -116,10 +116,11 @@ ADAPTER_MODULES: dict[str, str] = {
     "mois_sam2": "mois_sam2_nf.models.mois_sam2.adapter",
     "sam2": "mois_sam2_nf.models.sam2.adapter",
     "nnunet": "mois_sam2_nf.models.nnunet.adapter",
+    "sw_fastedit": "mois_sam2_nf.models.sw_fastedit.adapter",
 }
 
 #: models of the benchmark that this project has not implemented yet
-NOT_AVAILABLE: tuple[str, ...] = ("dins", "sw_fastedit", "vista3d", "nninteractive")
+NOT_AVAILABLE: tuple[str, ...] = ("dins", "vista3d", "nninteractive")
 
 
 def create_segmenter(name: str, **kwargs: object) -> InteractiveSegmenter:
