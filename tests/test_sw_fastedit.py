@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from mois_sam2_nf.data.io import load_label, load_nifti
+from baseline_helpers import evaluate_one_case, first_ts1_scan
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation import runner
-from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
+from mois_sam2_nf.evaluation.interface import create_segmenter
 from mois_sam2_nf.models.guided_cnn.corrections import corrective_click
 from mois_sam2_nf.models.guided_cnn.grid import working_label, working_volume
 from mois_sam2_nf.models.guided_cnn.guidance import ball_guidance
@@ -37,13 +36,15 @@ def test_working_grid_round_trips_masks_and_maps_clicks() -> None:
     assert abs(float(volume.image[0, :r, :c, :f].mean())) < 1e-5 and float(volume.image[0, r:].abs().sum()) == 0
     label = np.zeros(image.shape, dtype=bool)
     label[3:7, 2:5, 10:20] = True
-    probability = working_label(label, volume, None)[0]
+    probability = working_label(label, volume)[0]
     np.testing.assert_array_equal(volume.to_original(probability), label)
     voxel = volume.voxel((4, 3, 12))
     assert probability[voxel] == 1.0
     coarse = working_volume(image, view, (view.spacing[0] * 2, view.spacing[1] * 2, view.spacing[2]), (32, 32, 16))
     assert coarse.shape[0] == pytest.approx(view.canonical_shape[0] / 2, abs=1) and coarse.scale[2] == 1.0
     assert coarse.to_original(torch.ones(coarse.image.shape[1:])).all()
+    coarse_label = working_label(label, coarse)
+    assert coarse_label.shape == coarse.image.shape and 0 < coarse_label.sum() < label.sum()
 
 
 def test_ball_guidance_and_corrective_clicks() -> None:
@@ -80,25 +81,18 @@ def test_smoke_training_adapter_and_evaluation(tiny_cohort: Path, tmp_path: Path
     assert again == checkpoint and len((checkpoint.parent / "logs" / "train_log.csv").read_text().splitlines()) == 3
 
     segmenter = create_segmenter("sw_fastedit", config="sw_fastedit_smoke", checkpoint=str(checkpoint), fold=1)
-    path = sorted((tiny_cohort / "imagesTs_1").glob("*.nii.gz"))[0]
-    image = load_nifti(path)
-    label = load_label(tiny_cohort / "labelsTs_1_instance" / path.name, image=image).array
-    segmenter.start_scan(Scan(path.name, image.array, image.affine,
-                              ScanView.from_affine(image.affine, image.array.shape)))
-    i, j, k = (int(v) for v in np.argwhere(label > 0)[0])
-    first = segmenter.add_clicks(1, [Click(i, j, k, True)])
-    assert first.shape == image.array.shape and first.dtype == bool
-    other = segmenter.add_clicks(2, [Click(i, j, k, True)])
+    scan, click = first_ts1_scan(tiny_cohort)
+    segmenter.start_scan(scan)
+    first = segmenter.add_clicks(1, [click])
+    assert first.shape == scan.shape and first.dtype == bool
+    other = segmenter.add_clicks(2, [click])
     np.testing.assert_array_equal(first, other)  # each lesion from its own clicks only: same clicks, same mask
     with pytest.raises(InputError, match="trained for fold 1"):
         create_segmenter("sw_fastedit", config="sw_fastedit_smoke", checkpoint=str(checkpoint), fold=2)
     with pytest.raises(InputError, match="network"):
         create_segmenter("sw_fastedit", config="sw_fastedit", checkpoint=str(checkpoint), fold=1)
 
-    result = runner.evaluate([f"data.root={tiny_cohort}", f"results_dir={tmp_path / 'results'}",
-                              "data.splits_dir=none", "progress=false", "model=sw_fastedit",
-                              "model.config=sw_fastedit_smoke", f"model.checkpoint={checkpoint}",
-                              "protocol.num_lesions=1", "protocol.interactions_per_lesion=2",
-                              f"data.cases=[{path.name.removesuffix('.nii.gz')}]"])
-    interactions = (result.run_dir / "interactions.csv").read_text().splitlines()
+    interactions = evaluate_one_case(tiny_cohort, tmp_path / "results", scan.case_id, "model=sw_fastedit",
+                                     "model.config=sw_fastedit_smoke", f"model.checkpoint={checkpoint}",
+                                     "protocol.num_lesions=1", "protocol.interactions_per_lesion=2")
     assert len(interactions) == 1 + 2

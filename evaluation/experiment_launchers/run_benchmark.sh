@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: every model in MODELS x folds x test sets with protocol MODE (see common.sh for FOLDS, TEST_SETS,
-# DATA_ROOT, RESULTS_DIR, SEED, SHARD, CHECKPOINT). A model that is not available (dins,
-# vista3d) is reported and skipped; the script exits non-zero if any model failed.
+# DATA_ROOT, RESULTS_DIR, SEED, SHARD, CHECKPOINT). A model that is not available (vista3d) is reported and
+# skipped; the script exits non-zero if any model failed.
 #
 #   MODELS  (default "mois_sam2 sam2")     MODE  (default lesion_wise_corrective; nnunet always runs
 #                                                  global_non_corrective, its only mode)

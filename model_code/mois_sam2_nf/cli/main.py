@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train SAM2 / MOIS-SAM2 (Hydra overrides; runs under torchrun)"),
     "train-nnunet": ("train_nnunet", "train the nnU-Net v2 baseline with nnU-Net's own commands"),
     "train-sw-fastedit": ("train_sw_fastedit", "train the SW-FastEdit baseline (DynUNet + click guidance)"),
+    "train-dins": ("train_dins", "train the DINs baseline and export it to ONNX"),
     "report": ("report", "analyse a results folder: report.md, tables, figures, statistics"),
     "segment": ("segment", "segment one scan from a clicks JSON file"),
 }

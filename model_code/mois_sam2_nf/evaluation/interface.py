@@ -117,10 +117,11 @@ ADAPTER_MODULES: dict[str, str] = {
     "sam2": "mois_sam2_nf.models.sam2.adapter",
     "nnunet": "mois_sam2_nf.models.nnunet.adapter",
     "sw_fastedit": "mois_sam2_nf.models.sw_fastedit.adapter",
+    "dins": "mois_sam2_nf.models.dins.adapter",
 }
 
 #: models of the benchmark that this project has not implemented yet
-NOT_AVAILABLE: tuple[str, ...] = ("dins", "vista3d", "nninteractive")
+NOT_AVAILABLE: tuple[str, ...] = ("vista3d", "nninteractive")
 
 
 def create_segmenter(name: str, **kwargs: object) -> InteractiveSegmenter:

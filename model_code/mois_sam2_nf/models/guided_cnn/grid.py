@@ -41,6 +41,7 @@ class WorkingVolume:
         native_shape: canonical native ``(H, W, F)``.
         scale: working voxels per native voxel along ``(rows, cols, frames)``.
         view: the scan's canonical view.
+        spacing: the working voxel size if the scan was resampled, ``None`` on the native grid.
     """
 
     image: torch.Tensor
@@ -48,6 +49,7 @@ class WorkingVolume:
     native_shape: tuple[int, int, int]
     scale: tuple[float, float, float]
     view: ScanView
+    spacing: Spacing3 | None
 
     def voxel(self, ijk: Sequence[int]) -> tuple[int, int, int]:
         """Original voxel ``(i, j, k)`` -> working voxel ``(r, c, f)`` (nearest, clipped to the unpadded grid)."""
@@ -78,22 +80,23 @@ def working_volume(image: np.ndarray, view: ScanView, spacing: Spacing3 | None,
     """
     canonical = view.to_canonical(np.asarray(image, dtype=np.float32))
     native_shape = tuple(int(s) for s in canonical.shape)
-    if spacing is not None and tuple(spacing) != tuple(view.spacing):
-        canonical = _resample(canonical, view.spacing, tuple(spacing), "bilinear")
+    target = None if spacing is None or tuple(spacing) == tuple(view.spacing) else tuple(float(v) for v in spacing)
+    if target is not None:
+        canonical = _resample(canonical, view.spacing, target, "bilinear")
     normalised = NormalizeIntensity(nonzero=True)(torch.as_tensor(np.ascontiguousarray(canonical))[None])
     shape = tuple(int(s) for s in canonical.shape)
     padded_shape = [int(np.ceil(s / d) * d) for s, d in zip(shape, divisor)]
     padded = torch.zeros((1, *padded_shape), dtype=torch.float32)
     padded[:, : shape[0], : shape[1], : shape[2]] = torch.as_tensor(normalised, dtype=torch.float32)
     scale = tuple(s / n for s, n in zip(shape, native_shape))
-    return WorkingVolume(padded, shape, native_shape, scale, view)  # type: ignore[arg-type]
+    return WorkingVolume(padded, shape, native_shape, scale, view, target)  # type: ignore[arg-type]
 
 
-def working_label(label: np.ndarray, volume: WorkingVolume, spacing: Spacing3 | None) -> torch.Tensor:
+def working_label(label: np.ndarray, volume: WorkingVolume) -> torch.Tensor:
     """Binary ``(1, R, C, F)`` float label on ``volume``'s padded working grid (nearest resampling)."""
     canonical = volume.view.to_canonical(np.asarray(label) > 0).astype(np.float32)
-    if spacing is not None and volume.shape != volume.native_shape:
-        canonical = _resample(canonical, volume.view.spacing, tuple(spacing), "nearest")
+    if volume.spacing is not None:
+        canonical = _resample(canonical, volume.view.spacing, volume.spacing, "nearest")
     out = torch.zeros_like(volume.image)
     r, c, f = volume.shape
     out[0, :r, :c, :f] = torch.as_tensor(np.ascontiguousarray(canonical[:r, :c, :f]))

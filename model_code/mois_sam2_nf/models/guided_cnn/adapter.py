@@ -1,0 +1,78 @@
+"""The evaluation-adapter behaviour shared by the click-guided CNN baselines (baselines spec section 1).
+
+Each lesion is segmented from its own clicks only (empty guidance and no previous prediction at its first click; the
+runner ORs the lesion masks). The scan goes onto the working grid once per scan; a subclass turns the lesion's
+working-grid clicks into the foreground probability (:meth:`GuidedCNNSegmenter.foreground_probability`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+
+from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume, working_volume
+
+Voxel = tuple[int, int, int]
+
+
+class GuidedCNNSegmenter(ABC):
+    """Interactive adapter base: working volume, per-lesion click histories, masks on the original grid.
+
+    Args:
+        config: the model config (its ``grid`` section places the scan on the working grid).
+    """
+
+    interactive = True
+    automatic_capable = False
+    propagates = False
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.volume: WorkingVolume | None = None
+        self.scan: Scan | None = None
+        self.history: dict[int, list[Click]] = {}
+
+    @abstractmethod
+    def foreground_probability(self, volume: WorkingVolume, positives: list[Voxel],
+                               negatives: list[Voxel]) -> torch.Tensor:
+        """``(R, C, F)`` foreground probability on ``volume``'s padded working grid for one lesion's clicks."""
+
+    def start_scan(self, scan: Scan) -> None:
+        """Put the scan on the working grid (once per scan)."""
+        grid = self.config["grid"]
+        self.volume = working_volume(scan.image, scan.view, grid["spacing"], grid["divisor"])
+        self.scan, self.history = scan, {}
+
+    def add_clicks(self, lesion_id: int, clicks: list[Click]) -> np.ndarray:
+        """Add clicks to ``lesion_id``'s history and segment it from that history alone; bool ``(I, J, K)`` mask."""
+        if self.volume is None or self.scan is None:
+            raise RuntimeError("start_scan() must be called before clicks")
+        for click in clicks:
+            self.scan.check_click(click)
+        history = self.history.setdefault(lesion_id, [])
+        history.extend(Click(*click) for click in clicks)
+        positives = [self.volume.voxel(c[:3]) for c in history if c.positive]
+        negatives = [self.volume.voxel(c[:3]) for c in history if not c.positive]
+        with torch.no_grad():
+            probability = self.foreground_probability(self.volume, positives, negatives)
+        return self.volume.to_original(probability)
+
+    def forget_lesion(self, lesion_id: int) -> None:
+        """Drop the click history of ``lesion_id``."""
+        self.history.pop(lesion_id, None)
+
+    def propagate(self) -> np.ndarray | None:
+        """Click-guided CNNs do not propagate."""
+        return None
+
+    def automatic(self) -> np.ndarray | None:
+        """Click-guided CNNs have no automatic mode."""
+        return None
+
+    def end_scan(self) -> None:
+        """Drop the working volume and the click histories."""
+        self.volume, self.scan, self.history = None, None, {}
