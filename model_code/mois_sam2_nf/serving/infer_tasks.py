@@ -142,14 +142,15 @@ class WorkspaceTask(InferTask):
     def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
         image_path = str(request.get("image", ""))
-        try:
-            label, mask, extra = self.run(request, image_path)
-        except InputError as err:
-            raise RejectedRequest(str(err)) from None
-        image = self.workspace.image
-        handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="mois_sam2_nf_")
-        os.close(handle)
-        save_nifti(path, mask.astype(np.uint8), image.affine, like=image.header)
+        with self.workspace.lock:  # the answer is written in the space of the image it was computed on
+            try:
+                label, mask, extra = self.run(request, image_path)
+            except InputError as err:
+                raise RejectedRequest(str(err)) from None
+            image = self.workspace.image
+            handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="mois_sam2_nf_")
+            os.close(handle)
+            save_nifti(path, mask.astype(np.uint8), image.affine, like=image.header)
         params = {"label": label, "label_names": {label: 1}, "voxels": int(mask.sum()),
                   "latency_s": round(time.perf_counter() - start, 3)} | extra
         return path, params

@@ -4,7 +4,8 @@ An :class:`AnnotationWorkspace` owns one segmenter (any :class:`~mois_sam2_nf.ev
 and the image it works on. The segmenter's per-scan caches (the SAM2 embedding cache, the
 MOIS-SAM2 exemplar bank) are reused by every request on that image; they are dropped when a request names another
 image or after ``idle_timeout_s`` seconds without requests. All coordinates are voxel indices ``(i, j, k)`` of the
-image array as nibabel loads it; masks are bool ``(I, J, K)`` arrays. Methods are thread-safe (one lock).
+image array as nibabel loads it; masks are bool ``(I, J, K)`` arrays. Methods are thread-safe: they hold
+:attr:`AnnotationWorkspace.lock` (re-entrant), which callers also take to keep a result and its image together.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class AnnotationWorkspace:
         self.idle_timeout_s = float(idle_timeout_s)
         self.removal_mode: RemovalMode = removal_mode
         self.segmenter = segmenter
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._timer: threading.Timer | None = None
         self._last_used = 0.0
         self.image_id: str | None = None
@@ -84,7 +85,7 @@ class AnnotationWorkspace:
 
     def open(self, image_id: str, path: str | os.PathLike[str]) -> Volume:
         """Make ``image_id`` (read from ``path``) the current image; a different image drops the previous state."""
-        with self._lock:
+        with self.lock:
             if self.image_id != image_id or self.image is None:
                 self.close()
                 image = load_nifti(path)
@@ -102,7 +103,7 @@ class AnnotationWorkspace:
         An unchanged click list returns the stored mask; any other list restarts the lesion from all its clicks (the
         segmenter forgets the old ones), so edited or deleted points in Slicer are honoured.
         """
-        with self._lock:
+        with self.lock:
             self.open(image_id, path)
             clicks = tuple(clicks)
             if not any(c.positive for c in clicks):
@@ -115,7 +116,7 @@ class AnnotationWorkspace:
 
     def propagate(self, image_id: str, path: str | os.PathLike[str]) -> np.ndarray:
         """Propagate the clicked lesions to the unprompted ones; returns (and stores) the propagated bool mask."""
-        with self._lock:
+        with self.lock:
             self.open(image_id, path)
             if not getattr(self.segmenter, "propagates", False):
                 raise InputError(f"model {self.segmenter.name!r} does not propagate to unprompted lesions")
@@ -127,7 +128,7 @@ class AnnotationWorkspace:
     def remove(self, image_id: str, path: str | os.PathLike[str], label: str,
                points: Sequence[tuple[int, int, int]]) -> np.ndarray:
         """Remove the components of ``label``'s current mask under ``points``; returns (and stores) the new mask."""
-        with self._lock:
+        with self.lock:
             self.open(image_id, path)
             if label not in self.masks:
                 raise InputError(f"{image_id}: label {label!r} has no mask yet (segment or propagate it first)")
@@ -138,7 +139,7 @@ class AnnotationWorkspace:
 
     def close(self) -> None:
         """Drop the current image, its caches, click lists and masks (the segmenter and its weights stay)."""
-        with self._lock:
+        with self.lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -156,6 +157,6 @@ class AnnotationWorkspace:
         self._timer.start()
 
     def _expire(self) -> None:
-        with self._lock:
+        with self.lock:
             if time.monotonic() - self._last_used >= self.idle_timeout_s:
                 self.close()
