@@ -132,12 +132,14 @@ def test_propagation_needs_a_clicked_lesion(tmp_path: Path) -> None:
 def test_idle_workspace_drops_the_image(tmp_path: Path) -> None:
     torch.manual_seed(0)
     segmenter = create_segmenter("sam2", config="sam2_demo", checkpoint=None)
-    workspace = AnnotationWorkspace(segmenter, idle_timeout_s=0.2)
+    workspace = AnnotationWorkspace(segmenter, idle_timeout_s=1.0)
     path = _write_study(tmp_path, "scan")
     workspace.segment("scan", path, 1, "lesion_1", parse_click_request({"label": "lesion_1",
                                                                          "foreground": [[14, 6, 25]]}, SHAPE).clicks)
     assert workspace.image_id == "scan" and segmenter.session is not None
-    time.sleep(0.6)
+    deadline = time.monotonic() + 10
+    while workspace.image_id is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert workspace.image_id is None and workspace.masks == {} and segmenter.session is None
 
 

@@ -112,6 +112,7 @@ class AnnotationWorkspace:
                 self.segmenter.forget_lesion(lesion_id)
                 self.masks[label] = np.asarray(self.segmenter.add_clicks(lesion_id, list(clicks)), dtype=bool)
                 self.clicks[lesion_id] = clicks
+            self._touch()
             return self.masks[label]
 
     def propagate(self, image_id: str, path: str | os.PathLike[str]) -> np.ndarray:
@@ -123,6 +124,7 @@ class AnnotationWorkspace:
             if not self.clicks:
                 raise InputError(f"{image_id}: click at least one lesion before running propagation")
             self.masks[PROPAGATED_LABEL] = np.asarray(self.segmenter.propagate(), dtype=bool)
+            self._touch()
             return self.masks[PROPAGATED_LABEL]
 
     def remove(self, image_id: str, path: str | os.PathLike[str], label: str,
@@ -135,6 +137,7 @@ class AnnotationWorkspace:
             scan = self.scan
             assert scan is not None  # set by open()
             self.masks[label] = remove_components(self.masks[label], points, scan.view, self.removal_mode)
+            self._touch()
             return self.masks[label]
 
     def close(self) -> None:
@@ -149,6 +152,7 @@ class AnnotationWorkspace:
             self.clicks, self.masks = {}, {}
 
     def _touch(self) -> None:
+        """Restart the idle clock (called when a request starts and when it ends)."""
         self._last_used = time.monotonic()
         if self._timer is not None:
             self._timer.cancel()
