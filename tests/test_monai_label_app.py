@@ -123,10 +123,10 @@ def test_propagation_needs_a_clicked_lesion(tmp_path: Path) -> None:
     workspace = AnnotationWorkspace(segmenter)
     path = _write_study(tmp_path, "scan")
     with pytest.raises(InputError, match="click at least one lesion"):
-        workspace.propagate("scan", path)
+        workspace.propagate(path)
     plain = AnnotationWorkspace(create_segmenter("sam2", config="sam2_demo", checkpoint=None))
     with pytest.raises(InputError, match="does not propagate"):
-        plain.propagate("scan", path)
+        plain.propagate(path)
 
 
 def test_idle_workspace_drops_the_image(tmp_path: Path) -> None:
@@ -134,9 +134,9 @@ def test_idle_workspace_drops_the_image(tmp_path: Path) -> None:
     segmenter = create_segmenter("sam2", config="sam2_demo", checkpoint=None)
     workspace = AnnotationWorkspace(segmenter, idle_timeout_s=1.0)
     path = _write_study(tmp_path, "scan")
-    workspace.segment("scan", path, 1, "lesion_1", parse_click_request({"label": "lesion_1",
-                                                                         "foreground": [[14, 6, 25]]}, SHAPE).clicks)
-    assert workspace.image_id == "scan" and segmenter.session is not None
+    clicks = parse_click_request({"label": "lesion_1", "foreground": [[14, 6, 25]]}, SHAPE).clicks
+    workspace.segment(path, 1, "lesion_1", clicks)
+    assert workspace.image_id == str(path) and segmenter.session is not None
     deadline = time.monotonic() + 10
     while workspace.image_id is not None and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -125,7 +125,7 @@ class WorkspaceTask(InferTask):
     """An infer task answering from an :class:`AnnotationWorkspace`: validation, timing and the output file.
 
     Subclasses implement :meth:`run` (request -> ``(label name, bool mask)``); ``request["image"]`` is the image path
-    (MONAI Label resolves the datastore id) and also keys the workspace's current image.
+    (MONAI Label resolves the datastore id), which also identifies the workspace's current image.
     """
 
     def __init__(self, workspace: AnnotationWorkspace, type: InferType, labels: Any, description: str) -> None:
@@ -165,10 +165,10 @@ class LesionInteractionTask(WorkspaceTask):
         self.max_lesions = max_lesions
 
     def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        image = self.workspace.open(image_path, image_path)
+        image = self.workspace.open(image_path)
         clicks = parse_click_request(request, tuple(image.array.shape))
         lesion = lesion_id(clicks.label, self.max_lesions)
-        mask = self.workspace.segment(image_path, image_path, lesion, clicks.label, clicks.clicks)
+        mask = self.workspace.segment(image_path, lesion, clicks.label, clicks.clicks)
         return clicks.label, mask, {"lesion_id": lesion}
 
 
@@ -180,7 +180,7 @@ class PropagationTask(WorkspaceTask):
                          "MOIS-SAM2: find the unprompted lesions that resemble the clicked ones")
 
     def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        return PROPAGATED_LABEL, self.workspace.propagate(image_path, image_path), {}
+        return PROPAGATED_LABEL, self.workspace.propagate(image_path), {}
 
 
 class ComponentRemovalTask(WorkspaceTask):
@@ -192,12 +192,12 @@ class ComponentRemovalTask(WorkspaceTask):
                          "Remove the connected components under background clicks from a label")
 
     def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        image = self.workspace.open(image_path, image_path)
+        image = self.workspace.open(image_path)
         clicks = parse_click_request(request, tuple(image.array.shape))
         points = [(c.i, c.j, c.k) for c in clicks.negatives]
         if not points:
             raise InputError(f"{request_label(request)}: place background points on the components to remove")
-        return clicks.label, self.workspace.remove(image_path, image_path, clicks.label, points), {}
+        return clicks.label, self.workspace.remove(image_path, clicks.label, points), {}
 
 
 def build_infer_tasks(config: AppConfig) -> dict[str, InferTask]:

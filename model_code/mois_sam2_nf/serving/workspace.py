@@ -83,10 +83,11 @@ class AnnotationWorkspace:
         self.clicks: dict[int, tuple[Click, ...]] = {}
         self.masks: dict[str, np.ndarray] = {}
 
-    def open(self, image_id: str, path: str | os.PathLike[str]) -> Volume:
-        """Make ``image_id`` (read from ``path``) the current image; a different image drops the previous state."""
+    def open(self, path: str | os.PathLike[str]) -> Volume:
+        """Make the image at ``path`` the current image (the path is its id); another image drops the previous state."""
+        image_id = str(path)
         with self.lock:
-            if self.image_id != image_id or self.image is None:
+            if self.image_id != image_id:
                 self.close()
                 image = load_nifti(path)
                 shape = tuple(image.array.shape)
@@ -96,15 +97,14 @@ class AnnotationWorkspace:
             self._touch()
             return self.image
 
-    def segment(self, image_id: str, path: str | os.PathLike[str], lesion_id: int, label: str,
-                clicks: Sequence[Click]) -> np.ndarray:
+    def segment(self, path: str | os.PathLike[str], lesion_id: int, label: str, clicks: Sequence[Click]) -> np.ndarray:
         """Segment lesion ``lesion_id`` (label ``label``) from its full click list; returns its bool mask.
 
         An unchanged click list returns the stored mask; any other list restarts the lesion from all its clicks (the
         segmenter forgets the old ones), so edited or deleted points in Slicer are honoured.
         """
         with self.lock:
-            self.open(image_id, path)
+            self.open(path)
             clicks = tuple(clicks)
             if not any(c.positive for c in clicks):
                 raise InputError(f"{label}: needs at least one foreground (positive) point")
@@ -115,25 +115,24 @@ class AnnotationWorkspace:
             self._touch()
             return self.masks[label]
 
-    def propagate(self, image_id: str, path: str | os.PathLike[str]) -> np.ndarray:
+    def propagate(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Propagate the clicked lesions to the unprompted ones; returns (and stores) the propagated bool mask."""
         with self.lock:
-            self.open(image_id, path)
+            self.open(path)
             if not getattr(self.segmenter, "propagates", False):
                 raise InputError(f"model {self.segmenter.name!r} does not propagate to unprompted lesions")
             if not self.clicks:
-                raise InputError(f"{image_id}: click at least one lesion before running propagation")
+                raise InputError(f"{path}: click at least one lesion before running propagation")
             self.masks[PROPAGATED_LABEL] = np.asarray(self.segmenter.propagate(), dtype=bool)
             self._touch()
             return self.masks[PROPAGATED_LABEL]
 
-    def remove(self, image_id: str, path: str | os.PathLike[str], label: str,
-               points: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    def remove(self, path: str | os.PathLike[str], label: str, points: Sequence[tuple[int, int, int]]) -> np.ndarray:
         """Remove the components of ``label``'s current mask under ``points``; returns (and stores) the new mask."""
         with self.lock:
-            self.open(image_id, path)
+            self.open(path)
             if label not in self.masks:
-                raise InputError(f"{image_id}: label {label!r} has no mask yet (segment or propagate it first)")
+                raise InputError(f"{path}: label {label!r} has no mask yet (segment or propagate it first)")
             scan = self.scan
             assert scan is not None  # set by open()
             self.masks[label] = remove_components(self.masks[label], points, scan.view, self.removal_mode)

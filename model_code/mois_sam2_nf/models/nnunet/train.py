@@ -135,7 +135,6 @@ def train_nnunet(
     env = with_project_trainers(os.environ | {
         "nnUNet_raw": str(raw_dir.resolve()),
         "nnUNet_preprocessed": str(preprocessed.resolve()),
-        "nnUNet_results": str(out.resolve()),
     })
     plans_file = preprocessed / dataset.name / f"{PLANS}.json"
     if not plans_file.is_file():
