@@ -69,7 +69,8 @@ def prompt_settings(cfg: DictConfig) -> PromptSettings:
 def build_forward(cfg: DictConfig, model: torch.nn.Module) -> ClipForward:
     """The clip forward matching the model family (MOIS-SAM2 adds the exemplar bank and semantic pass)."""
     if cfg.model.family == "mois_sam2":
-        return MOISClipForward(model, prompt_settings(cfg), max_store=int(cfg.exemplars.max_store))
+        return MOISClipForward(model, prompt_settings(cfg), max_store=int(cfg.exemplars.max_store),
+                               semantic_gate=bool(cfg.exemplars.object_score_gate))
     return ClipForward(model, prompt_settings(cfg))
 
 

@@ -14,7 +14,10 @@ are stored as conditioning frames.
 MOIS-SAM2 (:class:`MOISClipForward`, the reference's "stream" mode): the exemplar bank is emptied at the start of
 every clip; after each frame's tracking step every object with a non-empty mask on that frame becomes a detached
 exemplar (prompted on initial conditioning frames), as long as the bank holds fewer than ``max_store``; then the
-frame's semantic mask is predicted from the bank as it stands.
+frame's semantic mask is predicted from the bank as it stands. The semantic object-score gate is off in training
+by default (``semantic_gate=False``): a gated mask is a constant, so the semantic branch and exemplar attention would
+get no gradient on any frame whose semantic object score is negative; the object score itself is learned by its own
+loss term and gates at inference.
 """
 
 from __future__ import annotations
@@ -183,11 +186,15 @@ class MOISClipForward(ClipForward):
         prompts: click-simulation settings.
         max_store: most exemplars stored per clip (the bank cap; the model's ``num_max_exemplars`` caps how many a
             semantic call uses).
+        semantic_gate: apply the semantic object-score gate in training (blocks the mask gradient of gated frames).
     """
 
-    def __init__(self, model: torch.nn.Module, prompts: PromptSettings, max_store: int) -> None:
+    def __init__(
+        self, model: torch.nn.Module, prompts: PromptSettings, max_store: int, semantic_gate: bool = False
+    ) -> None:
         super().__init__(model, prompts)
         self.max_store = max_store
+        self.semantic_gate = semantic_gate
         self.bank = ExemplarBank(max_size=max_store)
 
     def forward(self, clip: Clip, rng: np.random.Generator) -> ClipOutput:
@@ -224,7 +231,8 @@ class MOISClipForward(ClipForward):
                 if exemplar is not None:
                     self.bank.add(exemplar)
         semantic = self.model.track_semantic_exemplars(
-            frame, single.vision_feats, single.vision_pos, single.feat_sizes, list(self.bank)
+            frame, single.vision_feats, single.vision_pos, single.feat_sizes, list(self.bank),
+            gate_by_object_score=self.semantic_gate,
         )
         frame_output.semantic = StepOutput(
             multimask_logits=semantic["high_res_masks"],

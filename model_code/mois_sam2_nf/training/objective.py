@@ -1,7 +1,8 @@
 """The clip loss: instance terms over frames and decoder passes, plus the MOIS-SAM2 semantic terms.
 
-``loss_all_steps=False`` (default, as the reference) supervises only the first decoder pass of each frame (before any
-corrective click); ``True`` supervises every pass. The instance loss is normalised by the number of objects
+``loss_all_steps=True`` (default) supervises every decoder pass of each frame, so the single-mask output that SAM2
+uses once a frame holds more than ``multimask_max_pt_num`` clicks is trained too; ``False`` (the reference's setting)
+supervises only the first pass (before any corrective click). The instance loss is normalised by the number of objects
 (averaged over DDP ranks by the caller); the semantic prediction is one object per frame.
 """
 
@@ -26,10 +27,10 @@ class ObjectiveSettings:
 
     instance: MaskLossWeights = field(default_factory=MaskLossWeights)
     semantic: MaskLossWeights = field(
-        default_factory=lambda: MaskLossWeights(focal=1.0, dice=1.0, iou=1.0, object_score=0.0, gate_by_presence=False)
+        default_factory=lambda: MaskLossWeights(focal=20.0, dice=1.0, iou=1.0, object_score=1.0, gate_by_presence=False)
     )
     semantic_weight: float = 1.0
-    loss_all_steps: bool = False
+    loss_all_steps: bool = True
 
 
 def _accumulate(into: dict[str, torch.Tensor], prefix: str, terms: dict[str, torch.Tensor]) -> None:

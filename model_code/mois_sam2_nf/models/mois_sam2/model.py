@@ -267,6 +267,7 @@ class MOISSAM2Base(SAM2Base):
         feat_sizes: Sequence[tuple[int, int]],
         exemplars: Sequence[Exemplar],
         automatic: bool | None = None,
+        gate_by_object_score: bool | None = None,
     ) -> dict[str, torch.Tensor]:
         """Segment everything that looks like the exemplars on one slice (spec 4.5).
 
@@ -283,6 +284,8 @@ class MOISSAM2Base(SAM2Base):
             exemplars: candidates in bank order; ``num_max_exemplars`` of them are selected prompted-first.
             automatic: ignore the exemplars and skip object-score gating; ``None`` draws it with
                 ``use_automatic_segmentation_prob``.
+            gate_by_object_score: replace the masks of a slice whose object score is <= 0 by -1024; ``None`` follows
+                ``switch_off_object_score_check_flag``. Training passes ``False``: a gated mask carries no gradient.
 
         Returns:
             ``low_res_masks`` ``(B, 1, 4h, 4w)`` logits (``(1,1,256,256)`` at 1024), ``high_res_masks``
@@ -307,7 +310,9 @@ class MOISSAM2Base(SAM2Base):
         if len(current_vision_feats) > 1:
             high_res_features = [x.permute(1, 2, 0).reshape(batch, x.shape[2], *size)
                                  for x, size in zip(current_vision_feats[:-1], feat_sizes[:-1])]
-        gate = not (automatic or self.switch_off_object_score_check_flag)
+        if gate_by_object_score is None:
+            gate_by_object_score = not self.switch_off_object_score_check_flag
+        gate = gate_by_object_score and not automatic
         return self._decode_without_prompts(pix_feat, high_res_features, gate_by_object_score=gate)
 
     def _fuse_with_exemplars(self, curr: torch.Tensor, curr_pos: torch.Tensor, exemplars: Sequence[Exemplar],
