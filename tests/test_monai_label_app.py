@@ -63,6 +63,10 @@ def test_info_lists_the_four_tasks(app: MOISSAM2App) -> None:
     assert models["mois_sam_interaction"]["type"] == "deepgrow"
     assert "lesion_100" in models["mois_sam_interaction"]["labels"]
     assert list(models["mois_sam_propagation"]["labels"]) == [PROPAGATED_LABEL]
+    # the demo weights' metadata sets config and normalisation: plain SAM2 runs on [0, 1] frames as it was trained
+    assert app.app_config.configs == {"mois_sam2": None, "sam2": None}
+    plain = app._infers["sam2_interaction"].workspace.segmenter
+    assert plain.imagenet_norm is False and plain.predictor.image_size == 256
 
 
 def test_click_propagate_and_remove_on_one_image(app: MOISSAM2App, monkeypatch: pytest.MonkeyPatch) -> None:

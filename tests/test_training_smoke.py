@@ -1,7 +1,8 @@
 """End-to-end trainer runs on the sliced `tiny` cohort (spec §7 smoke settings at 128 px to stay fast on CPU).
 
 - MOIS-SAM2 smoke run (demo model, 3-frame clips, 2 objects, bank of 4, 1 epoch x 2 iterations) writes a checkpoint that
-  the model builder loads strictly, the export script strips it, and a second run resumes from it;
+  the model builder loads strictly, records its inference metadata, the export script strips it (the metadata stays,
+  so the adapter needs no config), and a second run resumes from it;
 - plain SAM2 under ``torchrun --nproc_per_node=2`` (gloo; 2-frame clips at 64 px) keeps both replicas bit-identical.
 """
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 
 from mois_sam2_nf.cli.main import main
+from mois_sam2_nf.evaluation.interface import create_segmenter
 from mois_sam2_nf.models.mois_sam2.build import build_mois_sam2
 from mois_sam2_nf.training.config import load_training_config
 from mois_sam2_nf.training.trainer import train
@@ -52,6 +54,8 @@ def test_smoke_run_checkpoint_loads_exports_and_resumes(sliced: tuple[Path, Path
     assert last == out_dir / "checkpoints" / "checkpoint.pt"
     first = torch.load(last, map_location="cpu", weights_only=True)
     assert (first["epoch"], first["step"]) == (1, 2)
+    assert first["meta"] == {"family": "mois_sam2", "config": "mois_sam2_demo", "image_size": IMAGE_SIZE,
+                             "imagenet_norm": False}
     rows = _rows(out_dir / "logs" / "train_log.csv")
     assert [r["step"] for r in rows] == ["1", "2"]
     assert all(math.isfinite(float(r["loss"])) and float(r["semantic"]) > 0 for r in rows)
@@ -67,8 +71,10 @@ def test_smoke_run_checkpoint_loads_exports_and_resumes(sliced: tuple[Path, Path
     exported = tmp_path / "weights.pt"
     export = runpy.run_path(str(REPO / "model_weights" / "export_sam2_model_weights.py"))["main"]
     assert export([str(last), str(exported)]) == 0
-    assert set(torch.load(exported, map_location="cpu", weights_only=True)) == {"model"}
-    build_mois_sam2("mois_sam2_demo", exported, overrides=[f"model.image_size={IMAGE_SIZE}"])
+    payload = torch.load(exported, map_location="cpu", weights_only=True)
+    assert set(payload) == {"model", "meta"} and payload["meta"] == first["meta"]
+    segmenter = create_segmenter("mois_sam2", checkpoint=str(exported))
+    assert segmenter.predictor.image_size == IMAGE_SIZE and segmenter.imagenet_norm is False
 
     # a second run with one more epoch continues from the checkpoint (step 3), it does not restart
     train(load_training_config("train_mois_sam2_smoke", _overrides(

@@ -26,10 +26,12 @@ UPSTREAM = "sam2.sam2_video_predictor.SAM2VideoPredictor"
 
 def build(target: str, *, seed: int = 0, object_bias: float = 4.0) -> torch.nn.Module:
     """Hiera-T predictor with random weights (seeded) at IMAGE_SIZE; the object-score head is biased so objects
-    are predicted present (positive bias) or absent (negative bias)."""
+    are predicted present (positive bias) or absent (negative bias). Corrected frames become conditioning frames
+    (our predictor's default; upstream's is set to match)."""
     torch.manual_seed(seed)
     model = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu",
-                       hydra_overrides_extra=[f"++model._target_={target}", f"++model.image_size={IMAGE_SIZE}"],
+                       hydra_overrides_extra=[f"++model._target_={target}", f"++model.image_size={IMAGE_SIZE}",
+                                              "++model.add_all_frames_to_correct_as_cond=true"],
                        apply_postprocessing=False)
     with torch.no_grad():
         model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(object_bias)

@@ -13,7 +13,12 @@ Clicks file: {"lesions": [{"id": 1, "clicks": [[i, j, k, 1], [i, j, k, 0]]}, {"i
 
 Writes to --out (image space): lesions.nii.gz (int32 lesion ids), propagated.nii.gz (uint8, models that propagate
 to unprompted lesions, e.g. mois_sam2) and combined.nii.gz (uint8 union). Bad clicks: one error line, exit 1,
-nothing written."""
+nothing written.
+
+Weights (sam2, mois_sam2): files written by this project's training or model_weights/export_sam2_model_weights.py
+record their model config, image size and frame normalisation, so --checkpoint alone is enough. --config is needed
+only for weights without that metadata (official SAM2.1, the released MOIS-SAM2 checkpoint); for weights with it, a
+--config that names another config is refused."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clicks", required=True, help="clicks JSON file (format above)")
     parser.add_argument("--model", default="mois_sam2", help="registered segmenter name (default mois_sam2)")
     parser.add_argument("--checkpoint", default=None, help="model weights (passed to the model as checkpoint=)")
-    parser.add_argument("--config", default=None, help="model config name (passed as config=)")
+    parser.add_argument("--config", default=None,
+                        help="model config name or YAML (passed as config=; default: the checkpoint's metadata)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (passed as device=)")
     parser.add_argument("--label", default=None, help="ground-truth label for the oracle segmenters (testing only)")
     parser.add_argument("--out", required=True, help="output folder")

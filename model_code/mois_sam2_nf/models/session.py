@@ -116,6 +116,9 @@ class ScanSession:
         with self.autocast():
             self.state = predictor.init_state(volume, cache=cache, imagenet_norm=imagenet_norm,
                                               offload_state_to_cpu=offload_state_to_cpu)
+        self._current: int | None = None
+        self._interactions: dict[int, list[tuple[Click, ...]]] = {}
+        self._masks: dict[int, np.ndarray] = {}
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """The precision context every model call of this session runs in."""
@@ -127,35 +130,86 @@ class ScanSession:
         return volume_state(self.state).cache.encode_count
 
     def segment_lesion(self, obj_id: int, clicks: Sequence[Click]) -> np.ndarray:
-        """Segment one lesion from its full click history (model spec section 6.3).
+        """Segment one lesion from its full click history, treating later clicks as SAM2 corrections.
 
-        The predictor's objects are reset (scan caches and exemplar bank kept); the clicks are sent frame by frame in
-        ascending order, then the object is propagated forward and in reverse from the earliest clicked frame.
+        The clicks already applied to this lesion form a prefix of ``clicks``; what follows the prefix is this
+        interaction. When the lesion is the predictor's current object, the new clicks are added to it as SAM2
+        corrections: they join the points of their frames (a frame tracked before is decoded with its previous mask
+        logits as mask prompt and becomes a conditioning frame), the object's memory is kept, and the lesion is
+        propagated forward and in reverse again from its earliest conditioning frame. A new lesion id starts a fresh
+        object (the embedding cache and, for MOIS-SAM2, the exemplar bank survive). A lesion whose earlier
+        interactions are no longer the current object (another lesion was clicked since) is replayed interaction by
+        interaction, so the result equals the uninterrupted sequence. A history that changes or drops clicks restarts
+        the lesion (:meth:`forget_lesion` first).
 
         Args:
             obj_id: object id of the lesion (MOIS-SAM2 exemplar keys use it).
             clicks: every click of this lesion so far, original-grid ``(i, j, k, positive)``.
 
         Returns:
-            Canonical ``(H, W, F)`` bool mask: union of the clicked-frame masks and both propagation passes.
+            Canonical ``(H, W, F)`` bool mask: the object's conditioning frames and both propagation passes; empty
+            while the history has no positive click.
         """
-        mask = np.zeros(self.shape, dtype=bool)
-        grouped = group_clicks(clicks, self.scan)
-        if not any(1 in labels for _, labels in grouped.values()):
-            return mask
+        clicks = tuple(Click(*click) for click in clicks)
+        for click in clicks:
+            self.scan.check_click(click)
+        done = self._interactions.get(obj_id, [])
+        applied = tuple(click for interaction in done for click in interaction)
+        if clicks[: len(applied)] != applied:
+            self.forget_lesion(obj_id)
+            done, applied = [], ()
+        new = clicks[len(applied):]
+        if not new and obj_id in self._masks:
+            return self._masks[obj_id].copy()
+        if not any(click.positive for click in clicks):
+            self.forget_lesion(obj_id)
+            return np.zeros(self.shape, dtype=bool)
+        interactions = [*done, new] if new else list(done)
         with self.autocast():
-            self.predictor.reset_objects(self.state)
-            for frame, (points, labels) in grouped.items():
-                _, _, logits = self.predictor.add_new_points_or_box(self.state, frame, obj_id, points=points,
-                                                                    labels=labels, clear_old_points=True)
+            if self._current != obj_id:
+                self.predictor.reset_objects(self.state)
+                self._current = obj_id
+                for interaction in interactions[:-1]:
+                    self._interact(obj_id, interaction)
+            mask = self._interact(obj_id, interactions[-1])
+        self._interactions[obj_id] = interactions
+        self._masks[obj_id] = mask
+        return mask.copy()
+
+    def forget_lesion(self, obj_id: int) -> None:
+        """Drop the lesion's interactions and mask (and, for MOIS-SAM2, its exemplars); the scan caches are kept."""
+        self._interactions.pop(obj_id, None)
+        self._masks.pop(obj_id, None)
+        if self._current == obj_id:
+            self._current = None
+        bank = getattr(volume_state(self.state), "exemplars", None)
+        if bank is not None:
+            bank.remove_object(obj_id)
+
+    def _interact(self, obj_id: int, clicks: Sequence[Click]) -> np.ndarray:
+        """Add ``clicks`` to the current object (frame by frame, ascending) and propagate both ways.
+
+        Returns the canonical mask: every conditioning frame of the object plus what both passes track.
+        """
+        for frame, (points, labels) in group_clicks(clicks, self.scan).items():
+            self.predictor.add_new_points_or_box(self.state, frame, obj_id, points=points, labels=labels,
+                                                 clear_old_points=False)
+        mask = np.zeros(self.shape, dtype=bool)
+        for reverse in (False, True):
+            for frame, _, logits in self.predictor.propagate_in_video(self.state, reverse=reverse,
+                                                                      early_stop_k=self.early_stop_k):
                 mask[:, :, frame] |= self._foreground(logits)
-            start = min(grouped)
-            for reverse in (False, True):
-                for frame, _, logits in self.predictor.propagate_in_video(self.state, start_frame_idx=start,
-                                                                          reverse=reverse,
-                                                                          early_stop_k=self.early_stop_k):
-                    mask[:, :, frame] |= self._foreground(logits)
+        for frame, logits in self._conditioning_logits(obj_id).items():
+            mask[:, :, frame] |= self._foreground(logits)
         return mask
+
+    def _conditioning_logits(self, obj_id: int) -> dict[int, torch.Tensor]:
+        """Frame-size ``(1, 1, H, W)`` logits of the object's conditioning (clicked) frames."""
+        obj_idx = self.state["obj_id_to_idx"][obj_id]
+        outputs = self.state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"]
+        device = self.state["device"]
+        return {frame: self.predictor._get_orig_video_res_output(self.state, out["pred_masks"].to(device))[1]
+                for frame, out in outputs.items()}
 
     def propagate(self, prompted: np.ndarray, mode: PropagationMode = "overlap") -> np.ndarray:
         """Semantic propagation from the exemplar bank (MOIS-SAM2 only; model spec section 6.4).
@@ -176,6 +230,7 @@ class ScanSession:
             else:
                 result = self.predictor.propagate_exemplars_com(self.state, prompted, slices=mode.removeprefix("com_"),
                                                                 early_stop_k=self.early_stop_k)
+                self._current = None  # the CoM pass clicks objects of its own and resets them
         return np.asarray(result, dtype=bool) & ~prompted
 
     def to_original(self, mask: np.ndarray) -> np.ndarray:
@@ -186,6 +241,9 @@ class ScanSession:
         """Free the embedding cache and the tracking state."""
         volume_state(self.state).cache.clear()
         self.state.clear()
+        self._interactions.clear()
+        self._masks.clear()
+        self._current = None
 
     @staticmethod
     def _foreground(logits: torch.Tensor) -> np.ndarray:

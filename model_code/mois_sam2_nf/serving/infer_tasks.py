@@ -44,10 +44,11 @@ from mois_sam2_nf.serving.requests import (
 )
 from mois_sam2_nf.serving.workspace import AnnotationWorkspace
 
-#: models the app can serve (``conf models``) and their default config / checkpoint (relative to the repository root)
-MODEL_DEFAULTS: dict[str, tuple[str, str]] = {
-    "mois_sam2": ("mois_sam2_demo", "model_weights/demo/mois_sam2_demo.pt"),
-    "sam2": ("sam2_demo", "model_weights/demo/sam2_demo.pt"),
+#: models the app can serve (``conf models``) and their default checkpoint (relative to the repository root); the
+#: config and frame normalisation come from the checkpoint's metadata
+MODEL_DEFAULTS: dict[str, str] = {
+    "mois_sam2": "model_weights/demo/mois_sam2_demo.pt",
+    "sam2": "model_weights/demo/sam2_demo.pt",
 }
 
 
@@ -66,8 +67,8 @@ class AppConfig:
 
     Attributes:
         models: models to serve (``all`` = every key of :data:`MODEL_DEFAULTS`).
-        configs / checkpoints: per model, config name or YAML and ``{"model": state_dict}`` file (relative paths are
-            relative to the repository root).
+        configs / checkpoints: per model, config name or YAML (``None`` = from the checkpoint's metadata) and
+            weights file (relative paths are relative to the repository root).
         device, precision: torch device and ``fp32`` / ``bf16`` (default: cuda + bf16 when available, else cpu + fp32).
         early_stop_k: early stop of propagation (``None`` = exact).
         max_lesions: lesion labels offered (``lesion_1`` ... ``lesion_<max_lesions>``).
@@ -76,7 +77,7 @@ class AppConfig:
     """
 
     models: tuple[str, ...]
-    configs: dict[str, str]
+    configs: dict[str, str | None]
     checkpoints: dict[str, Path]
     device: str
     precision: str
@@ -101,8 +102,8 @@ class AppConfig:
             early_stop = conf.get("early_stop_k", "none")
             return cls(
                 models=models,
-                configs={m: conf.get(f"{m}_config", MODEL_DEFAULTS[m][0]) for m in models},
-                checkpoints={m: repo_root / conf.get(f"{m}_checkpoint", MODEL_DEFAULTS[m][1]) for m in models},
+                configs={m: conf.get(f"{m}_config") for m in models},
+                checkpoints={m: repo_root / conf.get(f"{m}_checkpoint", MODEL_DEFAULTS[m]) for m in models},
                 device=conf.get("device", "cuda" if cuda else "cpu"),
                 precision=conf.get("precision", "bf16" if cuda else "fp32"),
                 early_stop_k=None if early_stop.lower() == "none" else int(early_stop),

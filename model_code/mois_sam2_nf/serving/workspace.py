@@ -100,17 +100,24 @@ class AnnotationWorkspace:
     def segment(self, path: str | os.PathLike[str], lesion_id: int, label: str, clicks: Sequence[Click]) -> np.ndarray:
         """Segment lesion ``lesion_id`` (label ``label``) from its full click list; returns its bool mask.
 
-        An unchanged click list returns the stored mask; any other list restarts the lesion from all its clicks (the
-        segmenter forgets the old ones), so edited or deleted points in Slicer are honoured.
+        Slicer resends a label's whole point list. A list that extends the previous one adds only the new points (a
+        correction of the lesion, see :meth:`ScanSession.segment_lesion`); an unchanged list returns the stored mask;
+        a list that drops or changes points restarts the lesion from all its points (the segmenter forgets the old
+        ones), so edited or deleted points in Slicer are honoured.
         """
         with self.lock:
             self.open(path)
             clicks = tuple(clicks)
             if not any(c.positive for c in clicks):
                 raise InputError(f"{label}: needs at least one foreground (positive) point")
-            if self.clicks.get(lesion_id) != clicks or label not in self.masks:
+            previous = self.clicks.get(lesion_id)
+            extends = previous is not None and label in self.masks and clicks[: len(previous)] == previous
+            if not extends:
                 self.segmenter.forget_lesion(lesion_id)
-                self.masks[label] = np.asarray(self.segmenter.add_clicks(lesion_id, list(clicks)), dtype=bool)
+                previous = ()
+            if clicks != previous or label not in self.masks:
+                new = clicks[len(previous):]
+                self.masks[label] = np.asarray(self.segmenter.add_clicks(lesion_id, list(new)), dtype=bool)
                 self.clicks[lesion_id] = clicks
             self._touch()
             return self.masks[label]

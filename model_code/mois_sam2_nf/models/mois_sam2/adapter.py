@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from mois_sam2_nf.evaluation.interface import register_segmenter
-from mois_sam2_nf.models.mois_sam2.predictor import exemplar_bank
 from mois_sam2_nf.models.sam2.adapter import SAM2Segmenter
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
 from mois_sam2_nf.models.session import check_propagation_mode
@@ -24,43 +23,38 @@ class MOISSAM2Segmenter(SAM2Segmenter):
     """MOIS-SAM2 volume segmenter: interactive lesions plus propagation to unprompted ones.
 
     Args:
-        config: MOIS-SAM2 config name (e.g. ``"mois_sam2.1_hiera_b+"``) or YAML path.
-        checkpoint: ``{"model": state_dict}`` file, or ``None`` for random weights.
+        config: MOIS-SAM2 config name (e.g. ``"mois_sam2.1_hiera_b+"``) or YAML path; ``None`` = the checkpoint's.
+        checkpoint: ``{"model": state_dict[, "meta": ...]}`` file, or ``None`` for random weights.
         num_max_exemplars: exemplars used per semantic call (evaluation default 7).
         exemplar_propagation: False gives the ablation without the propagation pass (:attr:`propagates` False); the
             exemplar bank is still built, so interactive masks are unchanged.
         propagation_mode: ``"overlap"`` (default, the reference's main mode), ``"com_all"`` or ``"com_prompted"``
             (CoM clicks on every / the prompted slices; :meth:`ScanSession.propagate`).
-        other arguments: as :class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter` (``imagenet_norm`` defaults to
-            False for MOIS-SAM2).
+        other arguments: as :class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter` (for checkpoints without
+            metadata ``imagenet_norm`` defaults to False for MOIS-SAM2).
     """
 
     name = "mois_sam2"
     propagates = True
     default_imagenet_norm = False
 
-    def __init__(self, config: str, checkpoint: str | None = None, device: str = "cpu", precision: str = "fp32",
-                 num_max_exemplars: int = 7, early_stop_k: int | None = None, imagenet_norm: bool | None = None,
-                 offload_state_to_cpu: bool = False, exemplar_propagation: bool = True,
-                 propagation_mode: str = "overlap") -> None:
+    def __init__(self, config: str | None = None, checkpoint: str | None = None, device: str = "cpu",
+                 precision: str = "fp32", num_max_exemplars: int = 7, early_stop_k: int | None = None,
+                 imagenet_norm: bool | None = None, offload_state_to_cpu: bool = False,
+                 exemplar_propagation: bool = True, propagation_mode: str = "overlap") -> None:
         self.num_max_exemplars = int(num_max_exemplars)
         self.propagates = bool(exemplar_propagation)
         self.propagation_mode = check_propagation_mode(propagation_mode)
         super().__init__(config, checkpoint, device=device, precision=precision, early_stop_k=early_stop_k,
                          imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu)
 
-    def build_predictor(self, config: str, checkpoint: str | None, device: str) -> VolumeInferenceMixin:
-        """Build the MOIS-SAM2 volume predictor."""
+    def build_predictor(self, config: str, checkpoint: str | None, device: str, overrides: list[str]
+                        ) -> VolumeInferenceMixin:
+        """Build the MOIS-SAM2 volume predictor (``overrides`` plus this adapter's ``num_max_exemplars``)."""
         from mois_sam2_nf.models.mois_sam2 import build_mois_sam2
 
         return build_mois_sam2(config, checkpoint, device=device, target=MOIS_PREDICTOR_TARGET,
-                               overrides=[f"++model.num_max_exemplars={self.num_max_exemplars}"])
-
-    def forget_lesion(self, lesion_id: int) -> None:
-        """As plain SAM2, and also drop the lesion's exemplars (prompted and non-prompted) from the scan's bank."""
-        super().forget_lesion(lesion_id)
-        if self.session is not None:
-            exemplar_bank(self.session.state).remove_object(lesion_id)
+                               overrides=[*overrides, f"++model.num_max_exemplars={self.num_max_exemplars}"])
 
     def propagate(self) -> np.ndarray | None:
         """Bool mask (original grid) of the lesions found from the exemplar bank, outside the current lesion masks."""

@@ -1,6 +1,8 @@
 """Checkpoint reading, loading and saving for SAM2 and MOIS-SAM2 models (spec section 5).
 
-File format (official SAM2.1 and MOIS-SAM2 alike): ``torch.save({"model": state_dict})``.
+File format (official SAM2.1 and MOIS-SAM2 alike): ``torch.save({"model": state_dict})``; weights written by this
+project also carry a ``"meta"`` entry (inference metadata, :mod:`mois_sam2_nf.models.checkpoint_meta`), which loading
+ignores.
 
 Loading rules:
 
@@ -76,8 +78,12 @@ def read_payload(path: str | os.PathLike[str]) -> Mapping:
 
 def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
     """Read ``{"model": state_dict}`` from ``path`` onto the CPU (extra top-level entries are ignored)."""
+    return state_dict_of_payload(read_payload(path), path)
+
+
+def state_dict_of_payload(payload: Mapping, path: str | os.PathLike[str]) -> StateDict:
+    """The validated ``"model"`` entry (name -> tensor) of a checkpoint read from ``path`` by :func:`read_payload`."""
     file = Path(path)
-    payload = read_payload(file)
     if "model" not in payload or not isinstance(payload["model"], Mapping):
         raise InputError(f"{file}: expected a checkpoint of the form {{'model': state_dict}}")
     state = payload["model"]

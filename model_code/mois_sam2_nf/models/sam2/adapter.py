@@ -1,8 +1,9 @@
 """Evaluation adapter ``"sam2"``: plain SAM2 on whole scans through :class:`~mois_sam2_nf.models.session.ScanSession`.
 
 Implements :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`. Clicks arrive as original-grid voxel
-indices ``(i, j, k)``; every interaction resends the lesion's whole click history (model spec section 6.3) and the
-returned mask lies on the original grid. The MOIS-SAM2 adapter subclasses this one and adds propagation.
+indices ``(i, j, k)``; a lesion's later clicks are SAM2 corrections of its object
+(:meth:`~mois_sam2_nf.models.session.ScanSession.segment_lesion`) and the returned mask lies on the original grid.
+The MOIS-SAM2 adapter subclasses this one and adds propagation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.models.checkpoint_meta import inference_settings
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
 from mois_sam2_nf.models.session import ScanSession, check_precision
 
@@ -31,13 +33,19 @@ def check_checkpoint(checkpoint: str | None) -> str | None:
 class SAM2Segmenter:
     """Plain SAM2 volume segmenter (interactive only, no propagation to unprompted lesions).
 
+    ``config``, ``imagenet_norm`` and the model's image size come from the checkpoint's metadata
+    (:mod:`mois_sam2_nf.models.checkpoint_meta`) when not given; a given value that contradicts the metadata is an
+    :class:`InputError`.
+
     Args:
-        config: config name (e.g. ``"sam2.1_hiera_t"``) or YAML path understood by the model builder.
-        checkpoint: ``{"model": state_dict}`` file, or ``None`` for random weights.
+        config: config name (e.g. ``"sam2.1_hiera_t"``) or YAML path understood by the model builder; ``None`` = the
+            checkpoint's (required for checkpoints without metadata and for random weights).
+        checkpoint: ``{"model": state_dict[, "meta": ...]}`` file, or ``None`` for random weights.
         device: torch device string.
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
         early_stop_k: stop each propagation direction after k consecutive absent frames (``None`` = exact).
-        imagenet_norm: ImageNet-normalise frames; ``None`` = the model's default (true for plain SAM2).
+        imagenet_norm: ImageNet-normalise frames; ``None`` = the checkpoint's, or for checkpoints without metadata
+            :attr:`default_imagenet_norm` (true for plain SAM2, as official SAM2.1 weights expect).
         offload_state_to_cpu: keep tracking outputs and the embedding cache in CPU memory.
     """
 
@@ -49,7 +57,7 @@ class SAM2Segmenter:
 
     def __init__(
         self,
-        config: str,
+        config: str | None = None,
         checkpoint: str | None = None,
         device: str = "cpu",
         precision: str = "fp32",
@@ -59,18 +67,21 @@ class SAM2Segmenter:
     ) -> None:
         self.precision = check_precision(precision)
         self.early_stop_k = early_stop_k
-        self.imagenet_norm = self.default_imagenet_norm if imagenet_norm is None else imagenet_norm
         self.offload_state_to_cpu = offload_state_to_cpu
-        self.predictor = self.build_predictor(config, check_checkpoint(checkpoint), device)
+        settings = inference_settings(self.name, check_checkpoint(checkpoint), config, imagenet_norm,
+                                      self.default_imagenet_norm)
+        self.imagenet_norm = settings.imagenet_norm
+        self.predictor = self.build_predictor(settings.config, checkpoint, device, settings.overrides)
         self.session: ScanSession | None = None
         self.history: dict[int, list[Click]] = {}
         self.masks: dict[int, np.ndarray] = {}
 
-    def build_predictor(self, config: str, checkpoint: str | None, device: str) -> VolumeInferenceMixin:
-        """Build the plain SAM2 volume predictor."""
+    def build_predictor(self, config: str, checkpoint: str | None, device: str, overrides: list[str]
+                        ) -> VolumeInferenceMixin:
+        """Build the plain SAM2 volume predictor (``overrides``: Hydra-style model-config overrides)."""
         from mois_sam2_nf.models.sam2 import build_sam2_model
 
-        return build_sam2_model(config, checkpoint, device=device, target=SAM2_PREDICTOR_TARGET)
+        return build_sam2_model(config, checkpoint, device=device, target=SAM2_PREDICTOR_TARGET, overrides=overrides)
 
     def start_scan(self, scan: Scan) -> None:
         """Create the scan session (frames prepared; each frame is encoded on first use, once per scan)."""
@@ -89,9 +100,12 @@ class SAM2Segmenter:
         return session.to_original(self.masks[lesion_id])
 
     def forget_lesion(self, lesion_id: int) -> None:
-        """Drop the click history and mask of ``lesion_id`` (the scan's embedding cache is kept)."""
+        """Drop the click history and mask of ``lesion_id`` (and, for MOIS-SAM2, its exemplars); the scan's embedding
+        cache is kept."""
         self.history.pop(lesion_id, None)
         self.masks.pop(lesion_id, None)
+        if self.session is not None:
+            self.session.forget_lesion(lesion_id)
 
     def propagate(self) -> np.ndarray | None:
         """Plain SAM2 does not propagate to unprompted lesions."""

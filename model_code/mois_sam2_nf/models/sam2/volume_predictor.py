@@ -176,11 +176,16 @@ class VolumeInferenceMixin(SAM2VideoPredictor):
     Constructor keywords (besides sam2's): ``fill_hole_area`` -- largest hole (pixels of the low-res mask) filled by
     the native hole filling, kept in :attr:`hole_fill_area` (sam2's own ``fill_hole_area`` stays 0 because its
     implementation needs the missing ``_C`` extension); ``early_stop_k`` -- default early stop for
-    :meth:`propagate_in_video` (``None`` = exact, full propagation).
+    :meth:`propagate_in_video` (``None`` = exact, full propagation); ``add_all_frames_to_correct_as_cond`` --
+    sam2's flag, **True** here (upstream: False): a frame that receives a correction click after it was tracked
+    becomes a conditioning frame, as corrected frames are in training; with False the correction would be tracked
+    over (lost) by the next propagation pass.
     """
 
-    def __init__(self, fill_hole_area: int = 0, early_stop_k: int | None = None, **kwargs: Any) -> None:
-        super().__init__(fill_hole_area=0, **kwargs)
+    def __init__(self, fill_hole_area: int = 0, early_stop_k: int | None = None,
+                 add_all_frames_to_correct_as_cond: bool = True, **kwargs: Any) -> None:
+        super().__init__(fill_hole_area=0, add_all_frames_to_correct_as_cond=add_all_frames_to_correct_as_cond,
+                         **kwargs)
         self.hole_fill_area = int(fill_hole_area)
         self.early_stop_k = early_stop_k
         install_memory_dtype_hook(self.memory_attention)
