@@ -14,7 +14,7 @@ import torch
 
 from mois_sam2_nf.training import components
 from mois_sam2_nf.training.config import load_training_config
-from mois_sam2_nf.training.dataset import Clip
+from mois_sam2_nf.training.dataset import Clip, ClipBatch
 from mois_sam2_nf.training.objective import TrainingStep
 
 SIZE = 128
@@ -51,7 +51,7 @@ def _losses(model: torch.nn.Module, overrides: list[str]) -> tuple[dict[str, tor
     cfg = _config(overrides)
     step = TrainingStep(components.build_forward(cfg, model), components.objective_settings(cfg))
     step.train()
-    return step(_clip(), np.random.default_rng(3), 2.0)
+    return step(ClipBatch.from_clips([_clip()]), np.random.default_rng(3), 2.0)
 
 
 def _grad_norm(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> float:
@@ -83,3 +83,28 @@ def test_the_training_gate_is_open_so_absent_looking_slices_still_train_the_sema
     assert _grad_norm(gated["semantic_focal"] + gated["semantic_dice"], attention) == 0.0
     recipe, _ = _losses(model, [])
     assert _grad_norm(recipe["semantic_focal"] + recipe["semantic_dice"], attention) > 0
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_batch_of_clips_is_one_object_batch_with_one_exemplar_bank_per_clip() -> None:
+    model = _model()
+    second = _clip()
+    flipped = second.masks[:1].flip(-1)
+    second = Clip(images=second.images.flip(-1), masks=flipped, semantic=flipped[0], case="d", start=4,
+                  object_ids=(7,))
+    batch = ClipBatch.from_clips([_clip(), second])
+    assert batch.object_clip.tolist() == [0, 0, 1] and batch.objects_of(1) == [2]
+    cfg = _config([])
+    forward = components.build_forward(cfg, model)
+    step = TrainingStep(forward, components.objective_settings(cfg))
+    step.train()
+    losses, extras = step(batch, np.random.default_rng(3), 3.0)
+    assert {e.obj_id for e in forward.banks[0]} <= {1, 2} and {e.obj_id for e in forward.banks[1]} == {7}
+    assert extras["bank_size"] == np.mean([len(bank) for bank in forward.banks])
+    losses["loss"].backward()
+    cross_attention = model.exemplar_attention.layers[0].cross_attn_image.q_proj.weight
+    assert torch.isfinite(losses["loss"]) and float(cross_attention.grad.abs().sum()) > 0
+    with torch.no_grad():
+        output = forward(batch, np.random.default_rng(3))
+    assert all(f.steps[0].multimask_logits.shape[0] == 3 for f in output.frames)
+    assert all(f.semantic.mask_logits.shape[:2] == (2, 1) for f in output.frames)

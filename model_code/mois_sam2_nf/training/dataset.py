@@ -174,8 +174,66 @@ class ClipDataset(torch.utils.data.Dataset):
         )
 
 
-def identity_collate(items: list[Clip]) -> Clip:
-    """Batch size 1 per process: the loader yields the single clip itself."""
-    if len(items) != 1:
-        raise ValueError(f"training clips are batched one per process, got {len(items)}")
-    return items[0]
+@dataclass(frozen=True)
+class ClipBatch:
+    """``B`` clips of the same length trained in one step: their objects form one SAM2 object batch.
+
+    Attributes:
+        images: float32 ``(B, T, 3, S, S)`` in [0, 1].
+        masks: bool ``(N, T, S, S)``: every object of every clip, clip by clip.
+        semantic: bool ``(B, T, S, S)``: union of all lesions of each frame of each clip.
+        object_clip: int64 ``(N,)``: index of the clip each object belongs to.
+        cases, starts: per clip; object_ids: per object (the instance ids behind ``masks``).
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    semantic: torch.Tensor
+    object_clip: torch.Tensor
+    cases: tuple[str, ...]
+    starts: tuple[int, ...]
+    object_ids: tuple[int, ...]
+
+    @classmethod
+    def from_clips(cls, clips: list[Clip]) -> "ClipBatch":
+        """Stack clips of equal length and size (objects concatenated in clip order)."""
+        if not clips:
+            raise ValueError("a clip batch needs at least one clip")
+        return cls(
+            images=torch.stack([c.images for c in clips]),
+            masks=torch.cat([c.masks for c in clips]),
+            semantic=torch.stack([c.semantic for c in clips]),
+            object_clip=torch.cat([torch.full((c.num_objects,), b, dtype=torch.long) for b, c in enumerate(clips)]),
+            cases=tuple(c.case for c in clips),
+            starts=tuple(c.start for c in clips),
+            object_ids=tuple(o for c in clips for o in c.object_ids),
+        )
+
+    @property
+    def num_clips(self) -> int:
+        """``B``."""
+        return int(self.images.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        """``T``."""
+        return int(self.images.shape[1])
+
+    @property
+    def num_objects(self) -> int:
+        """``N`` (all clips together)."""
+        return int(self.masks.shape[0])
+
+    def objects_of(self, clip: int) -> list[int]:
+        """Object indices (into ``masks``) of clip ``clip``."""
+        return [int(n) for n in torch.nonzero(self.object_clip == clip).flatten()]
+
+    def to(self, device: torch.device | str) -> "ClipBatch":
+        """The same batch with its tensors on ``device``."""
+        return replace(self, images=self.images.to(device), masks=self.masks.to(device),
+                       semantic=self.semantic.to(device), object_clip=self.object_clip.to(device))
+
+
+def batch_clips(items: list[Clip]) -> ClipBatch:
+    """Data-loader collate function: the clips of one step as a :class:`ClipBatch`."""
+    return ClipBatch.from_clips(items)

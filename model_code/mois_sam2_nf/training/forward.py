@@ -2,19 +2,21 @@
 
 The model is a sam2 ``SAM2Base`` (or a subclass); only its documented building blocks are called
 (``forward_image``, ``_prepare_backbone_features``, ``_track_step``, ``_forward_sam_heads``, ``_use_multimask``,
-``_encode_memory_in_output``). Objects of the clip form SAM2's batch dimension ``N``; frames are processed one at a
-time in the order of :meth:`PromptPlan.processing_order` (initial conditioning frames first, then the rest in
-ascending order), each frame seeing the memories of the frames processed before it.
+``_encode_memory_in_output``). The objects of all clips of a :class:`ClipBatch` form SAM2's batch dimension ``N``
+(each object reads its own clip's frame features), so a step of ``B`` clips costs one backbone call on ``B·T`` frames
+and one tracking pass per frame -- what keeps a GPU busy. The clips of a batch share one prompt plan. Frames are
+processed one at a time in the order of :meth:`PromptPlan.processing_order` (initial conditioning frames first, then
+the rest in ascending order), each frame seeing the memories of the frames processed before it.
 
 Per frame: one tracking/decoding pass (with the initial click on an initial conditioning frame), then, on corrected
 frames, ``num_correction_points`` extra passes, each adding one click drawn from the current error and feeding the
 previous low-res logits back as mask prompt. The memory of the frame is encoded from the last pass; corrected frames
 are stored as conditioning frames.
 
-MOIS-SAM2 (:class:`MOISClipForward`, the reference's "stream" mode): the exemplar bank is emptied at the start of
-every clip; after each frame's tracking step every object with a non-empty mask on that frame becomes a detached
-exemplar (prompted on initial conditioning frames), as long as the bank holds fewer than ``max_store``; then the
-frame's semantic mask is predicted from the bank as it stands. The semantic object-score gate is off in training
+MOIS-SAM2 (:class:`MOISClipForward`, the reference's "stream" mode): every clip of the batch has its own exemplar
+bank, empty at the start; after each frame's tracking step every object with a non-empty mask on that frame becomes a
+detached exemplar of its clip's bank (prompted on initial conditioning frames), as long as the bank holds fewer than
+``max_store``; then each clip's semantic mask of the frame is predicted from its bank as it stands. The semantic object-score gate is off in training
 by default (``semantic_gate=False``): a gated mask is a constant, so the semantic branch and exemplar attention would
 get no gradient on any frame whose semantic object score is negative; the object score itself is learned by its own
 loss term and gates at inference.
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from mois_sam2_nf.models.mois_sam2.exemplar_bank import ExemplarBank
-from mois_sam2_nf.training.dataset import Clip
+from mois_sam2_nf.training.dataset import ClipBatch
 from mois_sam2_nf.training.outputs import FrameOutput, StepOutput
 from mois_sam2_nf.training.prompts import (
     PromptPlan,
@@ -56,7 +58,7 @@ def _step(sam_outputs: tuple) -> StepOutput:
 
 @dataclass(frozen=True)
 class FrameFeatures:
-    """Backbone features of one frame expanded to the object batch (sam2's flattened ``(HW, N, C)`` layout)."""
+    """Backbone features of one frame gathered for a batch of objects (sam2's flattened ``(HW, N, C)`` layout)."""
 
     vision_feats: list[torch.Tensor]
     vision_pos: list[torch.Tensor]
@@ -77,17 +79,17 @@ class ClipForward(torch.nn.Module):
         self.prompts = prompts
 
     def encode_clip(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[int, int]]]:
-        """Backbone of all frames at once: ``images`` ``(T, 3, S, S)`` -> flattened ``(HW, T, C)`` levels."""
-        backbone_out = self.model.forward_image(images)
+        """Backbone of all frames of all clips at once: ``images`` ``(B, T, 3, S, S)`` -> flattened ``(HW, B·T, C)``
+        levels (frame ``t`` of clip ``b`` at index ``b·T + t``)."""
+        backbone_out = self.model.forward_image(images.flatten(0, 1))
         _, feats, pos, sizes = self.model._prepare_backbone_features(backbone_out)
         return feats, pos, sizes
 
     @staticmethod
     def frame_features(
-        feats: list[torch.Tensor], pos: list[torch.Tensor], sizes: list[tuple[int, int]], frame: int, batch: int
+        feats: list[torch.Tensor], pos: list[torch.Tensor], sizes: list[tuple[int, int]], index: torch.Tensor
     ) -> FrameFeatures:
-        """Features of ``frame`` repeated ``batch`` times along sam2's batch axis (copies, contiguous)."""
-        index = torch.full((batch,), frame, dtype=torch.long, device=feats[0].device)
+        """Features at the flat frame indices ``index`` ``(K,)`` (one per batch entry; copies, contiguous)."""
         return FrameFeatures(
             vision_feats=[x.index_select(1, index) for x in feats],
             vision_pos=[x.index_select(1, index) for x in pos],
@@ -142,15 +144,15 @@ class ClipForward(torch.nn.Module):
         current_out["object_score_logits"] = obj_scores
         return current_out, steps
 
-    def forward(self, clip: Clip, rng: np.random.Generator) -> ClipOutput:
-        """Run the clip; every random choice (prompt plan, clicks) comes from ``rng``."""
-        num_frames, batch = clip.num_frames, clip.num_objects
+    def forward(self, clip: ClipBatch, rng: np.random.Generator) -> ClipOutput:
+        """Run the clips; every random choice (prompt plan, clicks) comes from ``rng``."""
+        num_frames = clip.num_frames
         plan = plan_prompts(num_frames, self.prompts, rng)
         feats, pos, sizes = self.encode_clip(clip.images)
         output_dict: dict[str, dict[int, dict]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
         frames: dict[int, FrameOutput] = {}
         for frame in plan.processing_order(num_frames):
-            features = self.frame_features(feats, pos, sizes, frame, batch)
+            features = self.frame_features(feats, pos, sizes, clip.object_clip * num_frames + frame)
             current_out, steps = self.track_frame(
                 frame, plan, features, clip.masks[:, frame], output_dict, num_frames, rng
             )
@@ -166,7 +168,7 @@ class ClipForward(torch.nn.Module):
         plan: PromptPlan,
         current_out: dict,
         frame_output: FrameOutput,
-        clip: Clip,
+        clip: ClipBatch,
         feats: list[torch.Tensor],
         pos: list[torch.Tensor],
         sizes: list[tuple[int, int]],
@@ -195,11 +197,11 @@ class MOISClipForward(ClipForward):
         super().__init__(model, prompts)
         self.max_store = max_store
         self.semantic_gate = semantic_gate
-        self.bank = ExemplarBank(max_size=max_store)
+        self.banks: list[ExemplarBank] = []
 
-    def forward(self, clip: Clip, rng: np.random.Generator) -> ClipOutput:
-        """Empty the bank, then run the clip (see :meth:`ClipForward.forward`)."""
-        self.bank = ExemplarBank(max_size=self.max_store)
+    def forward(self, clip: ClipBatch, rng: np.random.Generator) -> ClipOutput:
+        """Give every clip an empty bank, then run the clips (see :meth:`ClipForward.forward`)."""
+        self.banks = [ExemplarBank(max_size=self.max_store) for _ in range(clip.num_clips)]
         return super().forward(clip, rng)
 
     def after_frame(
@@ -208,39 +210,44 @@ class MOISClipForward(ClipForward):
         plan: PromptPlan,
         current_out: dict,
         frame_output: FrameOutput,
-        clip: Clip,
+        clip: ClipBatch,
         feats: list[torch.Tensor],
         pos: list[torch.Tensor],
         sizes: list[tuple[int, int]],
     ) -> None:
-        """Store the frame's exemplars (no gradient), then decode its semantic mask into ``frame_output.semantic``."""
-        single = self.frame_features(feats, pos, sizes, frame, 1)
-        with torch.no_grad():
-            for n, obj_id in enumerate(clip.object_ids):
-                per_object = {
-                    "pred_masks": current_out["pred_masks"][n : n + 1],
-                    "obj_ptr": current_out["obj_ptr"][n : n + 1],
-                    "object_score_logits": current_out["object_score_logits"][n : n + 1],
-                    "maskmem_features": current_out["maskmem_features"][n : n + 1],
-                    "maskmem_pos_enc": [level[n : n + 1] for level in current_out["maskmem_pos_enc"]],
-                }
-                exemplar = self.model.exemplar_from_output(
-                    obj_id, frame, per_object, is_prompted=frame in plan.init_cond_frames,
-                    current_vision_feats=single.vision_feats, feat_sizes=single.feat_sizes,
-                )
-                if exemplar is not None:
-                    self.bank.add(exemplar)
-        semantic = self.model.track_semantic_exemplars(
-            frame, single.vision_feats, single.vision_pos, single.feat_sizes, list(self.bank),
-            gate_by_object_score=self.semantic_gate,
-        )
+        """Store the frame's exemplars in their clips' banks (no gradient), then decode each clip's semantic mask;
+        ``frame_output.semantic`` holds the ``B`` clips' predictions along its object axis."""
+        steps = []
+        for b, bank in enumerate(self.banks):
+            flat = torch.tensor([b * clip.num_frames + frame], device=clip.images.device)
+            single = self.frame_features(feats, pos, sizes, flat)
+            with torch.no_grad():
+                for n in clip.objects_of(b):
+                    per_object = {
+                        "pred_masks": current_out["pred_masks"][n : n + 1],
+                        "obj_ptr": current_out["obj_ptr"][n : n + 1],
+                        "object_score_logits": current_out["object_score_logits"][n : n + 1],
+                        "maskmem_features": current_out["maskmem_features"][n : n + 1],
+                        "maskmem_pos_enc": [level[n : n + 1] for level in current_out["maskmem_pos_enc"]],
+                    }
+                    exemplar = self.model.exemplar_from_output(
+                        clip.object_ids[n], frame, per_object, is_prompted=frame in plan.init_cond_frames,
+                        current_vision_feats=single.vision_feats, feat_sizes=single.feat_sizes,
+                    )
+                    if exemplar is not None:
+                        bank.add(exemplar)
+            semantic = self.model.track_semantic_exemplars(
+                frame, single.vision_feats, single.vision_pos, single.feat_sizes, list(bank),
+                gate_by_object_score=self.semantic_gate,
+            )
+            steps.append(semantic)
         frame_output.semantic = StepOutput(
-            multimask_logits=semantic["high_res_masks"],
-            ious=semantic["ious"],
-            object_score_logits=semantic["object_score_logits"],
-            mask_logits=semantic["high_res_masks"],
+            multimask_logits=torch.cat([s["high_res_masks"] for s in steps]),
+            ious=torch.cat([s["ious"] for s in steps]),
+            object_score_logits=torch.cat([s["object_score_logits"] for s in steps]),
+            mask_logits=torch.cat([s["high_res_masks"] for s in steps]),
         )
 
     def clip_extras(self) -> dict[str, float]:
-        """Number of exemplars the clip stored (``bank_size``)."""
-        return {"bank_size": float(len(self.bank))}
+        """Mean number of exemplars the clips stored (``bank_size``)."""
+        return {"bank_size": float(np.mean([len(bank) for bank in self.banks]))}

@@ -3,7 +3,7 @@
 ``loss_all_steps=True`` (default) supervises every decoder pass of each frame, so the single-mask output that SAM2
 uses once a frame holds more than ``multimask_max_pt_num`` clicks is trained too; ``False`` (the reference's setting)
 supervises only the first pass (before any corrective click). The instance loss is normalised by the number of objects
-(averaged over DDP ranks by the caller); the semantic prediction is one object per frame.
+(averaged over DDP ranks by the caller); the semantic loss (one prediction per clip and frame) by the number of clips.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mois_sam2_nf.training.dataset import Clip
+from mois_sam2_nf.training.dataset import ClipBatch
 from mois_sam2_nf.training.forward import ClipForward, ClipOutput
 from mois_sam2_nf.training.losses import MaskLossWeights, mask_loss_terms, weighted_total
 from mois_sam2_nf.training.outputs import StepOutput
@@ -40,13 +40,13 @@ def _accumulate(into: dict[str, torch.Tensor], prefix: str, terms: dict[str, tor
 
 
 def clip_loss(
-    output: ClipOutput, clip: Clip, settings: ObjectiveSettings, num_objects: float
+    output: ClipOutput, clip: ClipBatch, settings: ObjectiveSettings, num_objects: float
 ) -> dict[str, torch.Tensor]:
     """Loss of one clip.
 
     Args:
         output: the forward's per-frame outputs.
-        clip: the clip (``masks`` ``(N, T, S, S)`` and ``semantic`` ``(T, S, S)`` targets).
+        clip: the clips (``masks`` ``(N, T, S, S)`` and ``semantic`` ``(B, T, S, S)`` targets).
         settings: weights and step selection.
         num_objects: instance-loss normaliser (objects per clip, averaged over ranks).
     Returns:
@@ -69,7 +69,7 @@ def clip_loss(
             sem = frame_output.semantic
             sem_terms = mask_loss_terms(
                 sem.multimask_logits, sem.ious, sem.object_score_logits,
-                clip.semantic[frame_output.frame].unsqueeze(0), settings.semantic, 1.0,
+                clip.semantic[:, frame_output.frame], settings.semantic, float(clip.num_clips),
             )
             semantic = semantic + weighted_total(sem_terms, settings.semantic)
             _accumulate(terms, "semantic", sem_terms)
@@ -91,8 +91,8 @@ class TrainingStep(torch.nn.Module):
         self.settings = settings
 
     def forward(
-        self, clip: Clip, rng: np.random.Generator, num_objects: float
+        self, clip: ClipBatch, rng: np.random.Generator, num_objects: float
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """``(clip_loss terms, forward extras)`` of one clip."""
+        """``(clip_loss terms, forward extras)`` of one batch of clips."""
         output = self.clip_forward(clip, rng)
         return clip_loss(output, clip, self.settings, num_objects), output.extras

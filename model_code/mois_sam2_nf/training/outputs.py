@@ -31,7 +31,8 @@ class FrameOutput:
     Attributes:
         frame: index of the frame inside the clip.
         steps: the decoder passes in order (first = before any corrective click).
-        semantic: MOIS-SAM2 only: the exemplar-based semantic prediction (``N = 1``) of the frame, else ``None``.
+        semantic: MOIS-SAM2 only: the exemplar-based semantic predictions of the frame, one per clip of the batch
+            (``N = B``), else ``None``.
     """
 
     frame: int

@@ -10,8 +10,9 @@ Outputs under ``trainer.out_dir`` (rank 0 writes; every file atomic except Tenso
                                        checksums under DDP; the run stops if the replicas differ)
     logs/tensorboard/                  the same scalars (optional)
 
-Each iteration: one clip per process -> clip forward under autocast (bf16 on CUDA) -> loss -> backward ->
-gradient-norm clipping -> AdamW step -> cosine learning rate of the next step. The instance-loss normaliser (objects
+Each iteration: ``data.batch_size`` clips per process (one :class:`ClipBatch`, tracked as one SAM2 object batch) ->
+forward under autocast (bf16 on CUDA) -> loss -> backward -> gradient-norm clipping -> AdamW step -> cosine learning
+rate of the next step. The instance-loss normaliser (objects
 per clip) is averaged over processes, as DDP averages gradients.
 """
 
@@ -33,7 +34,7 @@ from mois_sam2_nf.data.splits import read_fold
 from mois_sam2_nf.training import components
 from mois_sam2_nf.training.augment import AugmentSettings
 from mois_sam2_nf.training.checkpointing import LAST, load_training_checkpoint, save_training_checkpoint
-from mois_sam2_nf.training.dataset import ClipDataset, identity_collate
+from mois_sam2_nf.training.dataset import ClipDataset, batch_clips
 from mois_sam2_nf.training.distributed import (
     DistContext,
     all_reduce_sum,
@@ -68,7 +69,8 @@ def _loader(dataset: ClipDataset, ctx: DistContext, cfg: DictConfig) -> tuple[Da
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=int(cfg.trainer.seed), drop_last=True)
     workers = int(cfg.data.num_workers)
-    loader = DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=workers, collate_fn=identity_collate,
+    loader = DataLoader(dataset, batch_size=int(cfg.data.batch_size), sampler=sampler, num_workers=workers,
+                        collate_fn=batch_clips, drop_last=True,
                         persistent_workers=False, pin_memory=ctx.device.type == "cuda")
     return loader, sampler
 
@@ -151,7 +153,7 @@ def _train(cfg: DictConfig, ctx: DistContext) -> Path:
                     losses, extras = runner(clip, rng, max(num_objects, 1.0))
                 if not torch.isfinite(losses["loss"]):
                     raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}, iteration {iteration + 1} "
-                                             f"(case {clip.case}, start frame {clip.start})")
+                                             f"(cases {', '.join(clip.cases)}, start frames {clip.starts})")
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.optim.grad_clip))

@@ -8,6 +8,8 @@ index so every epoch sees identical clicks) with the model in eval mode and no g
 - ``val_semantic_dice`` (MOIS-SAM2): mean over clips of the Dice of the semantic masks over the clip's frames
   against the union of all lesions.
 
+Validation clips run one at a time (a batch of one).
+
 Clips are split over DDP ranks (index ``rank::world_size``) and the sums are all-reduced.
 """
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 from mois_sam2_nf.training.components import autocast
-from mois_sam2_nf.training.dataset import ClipDataset
+from mois_sam2_nf.training.dataset import ClipBatch, ClipDataset
 from mois_sam2_nf.training.distributed import DistContext, all_reduce_sum
 from mois_sam2_nf.training.forward import ClipForward
 
@@ -45,7 +47,7 @@ def validate(
     sums = torch.zeros(4, dtype=torch.float64)
     try:
         for index in range(ctx.rank, min(num_clips, len(dataset)), ctx.world_size):
-            clip = dataset[index].to(ctx.device)
+            clip = ClipBatch.from_clips([dataset[index]]).to(ctx.device)
             with autocast(ctx.device, amp_dtype):
                 output = forward(clip, np.random.default_rng([seed, index]))
             final = torch.stack([f.steps[-1].mask_logits[:, 0] > 0 for f in output.frames], dim=1)
@@ -53,8 +55,8 @@ def validate(
             sums[0] += per_object.sum().item()
             sums[1] += per_object.numel()
             if all(f.semantic is not None for f in output.frames):
-                semantic = torch.stack([f.semantic.mask_logits[0, 0] > 0 for f in output.frames])
-                sums[2] += dice(semantic[None], clip.semantic[None]).item()
+                semantic = torch.stack([f.semantic.mask_logits[:, 0] > 0 for f in output.frames], dim=1)
+                sums[2] += dice(semantic, clip.semantic).sum().item()
                 sums[3] += 1
     finally:
         forward.train(was_training)
