@@ -13,9 +13,11 @@ from test_analysis_fixtures import (
     BUDGET,
     CASE_COLUMNS,
     build_results,
+    SWEEP_COLUMNS,
     case_dice,
     case_label,
     sweep_dice,
+    sweep_metric,
     sweep_targets,
 )
 
@@ -141,7 +143,7 @@ def test_wilcoxon_pairs_by_case_and_fold(fabricated) -> None:
 def test_sweep_rows_from_interactions_follow_propagation(fabricated) -> None:
     results = load_results(fabricated.results)
     rows, source = tables.prompted_lesion_rows(results.cases, results.interactions, figures.SWEEP_METRICS)
-    assert "sweep runs (prompted_lesion_sweep)" in source
+    assert source.startswith("interactions.csv of the sweep runs (prompted_lesion_sweep)")
     case0 = rows[(rows["model"] == "mois_sam2") & (rows["case_id"] == "case_100") & (rows["fold"] == "1")]
     assert sweep_targets(0) == 2
     assert case0.sort_values("n_prompted")["value"].tolist() == pytest.approx(
@@ -150,6 +152,58 @@ def test_sweep_rows_from_interactions_follow_propagation(fabricated) -> None:
     sam2 = rows[(rows["model"] == "sam2") & (rows["case_id"] == "case_101") & (rows["fold"] == "1")]
     expected = [sweep_dice(1, k, False) for k in (1, 2, 3)]
     assert sam2.sort_values("n_prompted")["value"].tolist() == pytest.approx(expected)
+
+
+def test_sweep_rows_prefer_sweep_metrics_and_fill_short_cases(fabricated) -> None:
+    results = load_results(fabricated.results)
+    assert set(results.sweep["model"]) == {"mois_sam2"} and set(results.sweep["test_set"]) == {"ts1", "ts2"}
+    assert not [note for note in results.notes if "sweep_metrics" in note]  # absent from other runs: no remark
+    rows, source = tables.prompted_lesion_rows(results.cases, results.interactions, figures.SWEEP_METRICS,
+                                               results.sweep)
+    assert source.startswith("sweep_metrics.csv of the sweep runs (prompted_lesion_sweep)")
+    assert "interactions.csv of the sweep runs (prompted_lesion_sweep) without sweep_metrics.csv" in source
+    mois = rows[rows["model"] == "mois_sam2"]
+    assert set(mois["metric"]) == set(figures.SWEEP_METRICS)
+    case0 = mois[(mois["case_id"] == "case_100") & (mois["fold"] == "2") & (mois["metric"] == "f1_iou50")]
+    assert sweep_targets(0) == 2
+    assert case0.sort_values("n_prompted")["value"].tolist() == pytest.approx(
+        [sweep_metric("f1_iou50", 0, 1, 2), sweep_metric("f1_iou50", 0, 2, 2), sweep_metric("f1_iou50", 0, 2, 2)]
+    )
+    sam2 = rows[rows["model"] == "sam2"]  # its sweep runs have interactions only
+    assert set(sam2["metric"]) == {"scan_dice"} and sorted(set(sam2["n_prompted"])) == [1, 2, 3]
+
+
+def test_sweep_table_shows_every_model_at_the_chosen_k(fabricated) -> None:
+    results = load_results(fabricated.results)
+    rows, _ = tables.prompted_lesion_rows(results.cases, results.interactions, figures.SWEEP_METRICS, results.sweep)
+    table = tables.sweep_table(rows, ks=(1, 3, 5))
+    assert list(table.columns) == ["mode", "test_set", "model", "K", "Scan Dice", "F1 (any overlap)",
+                                   "F1 (IoU ≥ 0.5)", "Lesion Dice (detected)", "n"]  # fmt: skip
+    assert table[["test_set", "model", "K"]].values.tolist() == [
+        [ts, model, k] for ts in ("ts1", "ts2") for model in ("mois_sam2", "sam2") for k in (1, 3)
+    ]  # K = 5 was not reached
+    # K = 3: cases with two lesions keep their K = 2 values; 3 cases x 2 folds
+    expected = np.array([sweep_metric("f1_iou50", i, min(3, sweep_targets(i)), f) for i in range(3) for f in (1, 2)])
+    row = table[(table["test_set"] == "ts1") & (table["model"] == "mois_sam2") & (table["K"] == 3)].iloc[0]
+    assert row["F1 (IoU ≥ 0.5)"] == tables.format_mean_std(expected.mean(), expected.std(), 3) and row["n"] == 6
+    sam2 = table[(table["model"] == "sam2") & (table["K"] == 3)].iloc[0]
+    assert sam2["F1 (IoU ≥ 0.5)"] == "–" and sam2["Scan Dice"] != "–"
+
+
+def test_prompted_lesions_figure_has_one_row_per_test_set(fabricated) -> None:
+    results = load_results(fabricated.results)
+    rows, _ = tables.prompted_lesion_rows(results.cases, results.interactions, figures.SWEEP_METRICS, results.sweep)
+    figure = figures.prompted_lesions_figure(rows)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == [f"{ts}: {tables.HEADLINE_METRICS[m]}" for ts in ("ts1", "ts2") for m in figures.SWEEP_METRICS]
+    f1_ts2 = figure.axes[len(figures.SWEEP_METRICS) + 2]
+    assert [c.get_label() for c in f1_ts2.containers] == ["mois_sam2"]
+    expected = [np.mean([sweep_metric("f1_iou50", i, min(k, sweep_targets(i)), f) for i in range(3) for f in (1, 2)])
+                for k in (1, 2, 3)]  # fmt: skip
+    np.testing.assert_allclose(np.asarray(f1_ts2.containers[0].lines[0].get_ydata(), dtype=float), expected)
+    scan_ts1 = figure.axes[0]
+    assert sorted(c.get_label() for c in scan_ts1.containers) == ["mois_sam2", "sam2"]
+    assert sorted(text.get_text() for text in figure.legends[0].get_texts()) == ["mois_sam2", "sam2"]
 
 
 def test_sweep_rows_fall_back_to_case_metrics_with_varying_n_prompted() -> None:
@@ -231,6 +285,7 @@ def test_report_cli_writes_everything(fabricated, tmp_path: Path, capsys) -> Non
         assert f"(figures/{name})" in text
     assert "skipped" not in text
     assert "| lesion_wise_corrective | ts1 | mois_sam2 |" in text
+    assert "| prompted_lesion_sweep | ts2 | mois_sam2 | 3 |" in text and "with K = 1, 3, 5, 10, 20" in text
     assert list(pd.read_csv(out / "summary.csv").columns) == list(SUMMARY_COLUMNS)
     stats = pd.read_csv(out / "statistics.csv")
     assert set(stats["model_a"]) == {"mois_sam2"} and set(stats["metric"]) >= {"scan_dice", "f1_any", "f1_iou50"}
@@ -267,9 +322,10 @@ def test_report_bad_results_folder_is_one_error_line(tmp_path: Path, capsys) -> 
 
 
 def test_fixture_columns_match_the_runner_schema() -> None:
-    from mois_sam2_nf.evaluation.results import CASE_METRIC_COLUMNS
+    from mois_sam2_nf.evaluation.results import CASE_METRIC_COLUMNS, SWEEP_COLUMNS as RUNNER_SWEEP_COLUMNS
 
     assert CASE_COLUMNS == list(CASE_METRIC_COLUMNS)
+    assert SWEEP_COLUMNS == list(RUNNER_SWEEP_COLUMNS)
 
 
 def test_report_on_a_run_without_finished_cases(tmp_path: Path, capsys) -> None:

@@ -1,7 +1,8 @@
 """Fabricated result folders in the exact format of evaluation spec section 9, for the analysis tests.
 
 :func:`build_results` writes ``<root>/<run_id>/{manifest.json, interactions.csv, case_metrics.csv,
-lesion_metrics.csv, predictions/<case>.nii.gz}`` plus a raw data folder with ``imagesTs_<k>/`` and
+lesion_metrics.csv, predictions/<case>.nii.gz}`` (sweep runs of the models in ``sweep_metrics`` also
+``sweep_metrics.csv``) plus a raw data folder with ``imagesTs_<k>/`` and
 ``labelsTs_<k>_instance/``. Metric values follow simple formulas (see :func:`case_dice`) so tests can state the
 expected aggregates independently of the analysis code.
 """
@@ -24,6 +25,7 @@ INTERACTION_COLUMNS = [
 CASE_COLUMNS = [
     "run_id", "model", "mode", "test_set", "fold", "case_id", "patient_id",
     "min_volume_ml", "n_gt_lesions", "n_pred_lesions", "n_prompted", "n_interactions", "n_clicks",
+    "max_slice_fraction",
     "scan_dice", "scan_dice_before_propagation",
     "tp_any", "fp_any", "fn_any", "precision_any", "recall_any", "f1_any",
     "tp_iou50", "fp_iou50", "fn_iou50", "precision_iou50", "recall_iou50", "f1_iou50",
@@ -34,6 +36,13 @@ LESION_COLUMNS = [
     "run_id", "case_id", "gt_lesion_id", "volume_ml", "prompted", "prompt_rank", "detected_any", "matched_iou50",
     "iou_best", "lesion_dice_bbox",
 ]  # fmt: skip
+SWEEP_COLUMNS = [
+    "run_id", "model", "mode", "test_set", "fold", "case_id", "patient_id", "n_prompted",
+    "scan_dice", "f1_any", "f1_iou50", "lesion_dice_mean_detected", "fp_volume_ml", "fn_volume_ml",
+]  # fmt: skip
+#: offsets of the fabricated sweep metrics (see :func:`sweep_metric`)
+SWEEP_METRIC_OFFSET = {"scan_dice": 0.0, "f1_any": 0.2, "f1_iou50": 0.1, "lesion_dice_mean_detected": 0.3,
+                       "fp_volume_ml": 1.0, "fn_volume_ml": 2.0}  # fmt: skip
 
 SHAPE = (10, 14, 6)
 #: i -> L, j -> A, k -> S with spacing 2 x 3 x 5 mm: canonical rows are -k, columns i, frames j
@@ -85,7 +94,8 @@ def _case_row(run_id: str, model: str, mode: str, ts: int, fold: int, case: str,
     row.update(
         run_id=run_id, model=model, mode=mode, test_set=ts, fold=fold, case_id=case, patient_id=f"P{idx:03d}",
         min_volume_ml=2.0, n_gt_lesions=3, n_pred_lesions=2, n_prompted=n_prompted, n_interactions=BUDGET * n_prompted,
-        n_clicks=4, scan_dice=dice, scan_dice_before_propagation=round(dice - 0.05, 6), tp_any=2, fp_any=1, fn_any=1,
+        n_clicks=4, max_slice_fraction=0.01, scan_dice=dice, scan_dice_before_propagation=round(dice - 0.05, 6),
+        tp_any=2, fp_any=1, fn_any=1,
         precision_any=2 / 3, recall_any=2 / 3, f1_any=round(dice + 0.1, 6), tp_iou50=1, fp_iou50=1, fn_iou50=2,
         precision_iou50=0.5, recall_iou50=1 / 3, f1_iou50=round(dice - 0.1, 6),
         lesion_dice_mean_detected=round(dice + 0.05, 6), lesion_dice_mean_all=round(dice, 6),
@@ -128,6 +138,17 @@ def sweep_targets(case_index: int) -> int:
     return 2 if case_index == 0 else 3
 
 
+def sweep_metric(metric: str, case_index: int, k: int, fold: int) -> float:
+    """Value of ``metric`` in ``sweep_metrics.csv`` after ``k`` prompted lesions of a sweep case."""
+    return round(SWEEP_METRIC_OFFSET[metric] + 0.1 * k + 0.01 * case_index + 0.001 * fold, 6)
+
+
+def _sweep_metric_rows(base: dict, case_index: int, fold: int) -> list[dict]:
+    """One ``sweep_metrics.csv`` row per prompted lesion ``k = 1 .. sweep_targets(case_index)``."""
+    return [{**base, "n_prompted": k, **{m: sweep_metric(m, case_index, k, fold) for m in SWEEP_METRIC_OFFSET}}
+            for k in range(1, sweep_targets(case_index) + 1)]  # fmt: skip
+
+
 def _sweep_rows(base: dict, case_index: int, propagates: bool) -> list[dict]:
     """One interaction per target; a propagating model logs a propagation row after every target."""
     rows = []
@@ -143,12 +164,12 @@ def _sweep_rows(base: dict, case_index: int, propagates: bool) -> list[dict]:
 
 def _write_run(
     root: Path, data: Path | None, model: str, mode: str, ts: int, fold: int, n_cases: int, n_prompted: int,
-    config_hash: str, predictions: bool,
+    config_hash: str, predictions: bool, sweep_metrics: bool = False,
 ) -> Path:  # fmt: skip
     run_id = f"{model}__{mode}__ts{ts}__fold{fold}__{config_hash}"
     run = root / run_id
     run.mkdir(parents=True)
-    cases, interactions, lesions = [], [], []
+    cases, interactions, lesions, sweep = [], [], [], []
     for idx in range(n_cases):
         case = f"case_{ts}{idx:02d}"
         row = _case_row(run_id, model, mode, ts, fold, case, idx, n_prompted)
@@ -156,6 +177,7 @@ def _write_run(
         base = {k: row[k] for k in ("run_id", "model", "mode", "test_set", "fold", "case_id", "patient_id")}
         if mode == SWEEP_MODE:
             interactions += _sweep_rows(base, idx, propagates=model == "mois_sam2")
+            sweep += _sweep_metric_rows(base, idx, fold) if sweep_metrics else []
         else:
             interactions += _interaction_rows(base, mode.startswith("global"), row["scan_dice"])
         for lesion in (1, 2):
@@ -168,6 +190,8 @@ def _write_run(
     pd.DataFrame(cases, columns=CASE_COLUMNS).to_csv(run / "case_metrics.csv", index=False)
     pd.DataFrame(interactions, columns=INTERACTION_COLUMNS).to_csv(run / "interactions.csv", index=False)
     pd.DataFrame(lesions, columns=LESION_COLUMNS).to_csv(run / "lesion_metrics.csv", index=False)
+    if sweep_metrics:
+        pd.DataFrame(sweep, columns=SWEEP_COLUMNS).to_csv(run / "sweep_metrics.csv", index=False)
     manifest = {
         "run_id": run_id, "created_utc": "2025-01-01T00:00:00Z", "command": "fabricated", "seed": 0,
         "data": {"root": str(data) if data is not None else None, "test_set": ts, "fold": fold,
@@ -188,11 +212,13 @@ def build_results(
     sweep: bool = False,
     predictions: bool = True,
     record_data_root: bool = True,
+    sweep_metrics: tuple[str, ...] = ("mois_sam2",),
 ) -> Fabricated:
     """Write a results folder (one run per model, mode, test set and fold) and its raw data folder under ``tmp``.
 
     ``sweep`` adds one run of mode ``prompted_lesion_sweep`` per model, test set and fold (:func:`_sweep_rows`;
-    only ``mois_sam2`` propagates).
+    only ``mois_sam2`` propagates); the sweep runs of the models in ``sweep_metrics`` also write
+    ``sweep_metrics.csv`` (:func:`sweep_metric`), the others only their interactions (as runs of older versions).
     """
     results, data = tmp / "results", tmp / "raw"
     for ts in test_sets:
@@ -208,7 +234,8 @@ def build_results(
                 for mode in modes:
                     _write_run(results, recorded, model, mode, ts, fold, n_cases, 2, "abcd1234", predictions)
                 if sweep:
-                    _write_run(results, recorded, model, SWEEP_MODE, ts, fold, n_cases, 3, "5eeb5eeb", False)
+                    _write_run(results, recorded, model, SWEEP_MODE, ts, fold, n_cases, 3, "5eeb5eeb", False,
+                               sweep_metrics=model in sweep_metrics)
     return Fabricated(results=results, data=data)
 
 

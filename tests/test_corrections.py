@@ -129,13 +129,21 @@ def test_server_applies_only_the_new_points_of_an_extended_list_and_restarts_an_
     workspace = AnnotationWorkspace(segmenter)
     a, b, c = _click(15, 12, 2), _click(18, 10, 3), _click(12, 8, 2, False)
     workspace.segment(path, 1, "nf", [a])
+    workspace.segment(path, 1, "nf", [a, b])
     extended = workspace.segment(path, 1, "nf", [a, b, c])
-    assert calls == [("forget", 1, 0), ("add", 1, 1), ("add", 1, 2)]
-    assert [len(i) for i in segmenter.session._interactions[1]] == [1, 2]
+    assert calls == [("forget", 1, 0), ("add", 1, 1), ("add", 1, 1), ("add", 1, 1)]
+    assert [len(i) for i in segmenter.session._interactions[1]] == [1, 1, 1]
+    # the same clicks one interaction each, as the evaluation protocol sends them: the same mask
+    direct = _segmenter()
+    direct.start_scan(scan)
+    for click in (a, b, c):
+        expected = direct.add_clicks(1, [click])
+    np.testing.assert_array_equal(extended, expected)
+    direct.end_scan()
     workspace.segment(path, 1, "nf", [a, b, c])  # unchanged: nothing recomputed
-    assert len(calls) == 3
+    assert len(calls) == 4
     edited = workspace.segment(path, 1, "nf", [b, c])  # a point removed: the lesion restarts from the list
-    assert calls[3:] == [("forget", 1, 0), ("add", 1, 2)]
+    assert calls[4:] == [("forget", 1, 0), ("add", 1, 2)]
     assert [len(i) for i in segmenter.session._interactions[1]] == [2]
     assert edited.shape == extended.shape == scan.image.shape
     workspace.close()

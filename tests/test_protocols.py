@@ -21,14 +21,14 @@ VIEW = ScanView.from_affine(AFFINE, SHAPE)
 
 
 def run(model: Any, protocol: ProtocolConfig, indices: tuple[int, ...] = ALL, seed: int = 0,
-        label: np.ndarray | None = None) -> CaseOutcome:
+        label: np.ndarray | None = None, on_prompted: Any = None) -> CaseOutcome:
     label = lesion_mask(indices).astype(np.uint8) if label is None else label
     scan = Scan("1_2020_P_2001_T2", np.zeros(SHAPE, dtype=np.int16), AFFINE, VIEW, label)
     plan = plan_targets(label, VIEW, protocol.num_lesions, protocol.lesion_order, VOXEL_ML)
     model.start_scan(scan)
     try:
         return run_protocol(model, scan, label > 0, plan, protocol, ClickConfig(), seed=seed,
-                            voxel_volume_ml=VOXEL_ML, progress=False)
+                            voxel_volume_ml=VOXEL_ML, progress=False, on_prompted=on_prompted)
     finally:
         model.end_scan()
 
@@ -90,6 +90,15 @@ def test_oracle_lesion_wise_corrective_reaches_dice_one_per_prompted_lesion() ->
     assert [r["step"] for r in rows] == [1, 2] and outcome.n_interactions == 2 and outcome.n_clicks == 2
 
 
+def test_lesion_wise_runs_record_the_largest_slice_fraction_of_a_lesion_mask() -> None:
+    outcome = run(create_segmenter("oracle"), ProtocolConfig(num_lesions=2))
+    # coronal slices of this LPS grid are the (i, k) planes (j runs anterior-posterior): 24 x 36 voxels; the largest
+    # prompted lesion covers 7 x 7 of them
+    assert VIEW.to_canonical(np.zeros(SHAPE))[:, :, 0].size == 24 * 36
+    assert outcome.max_slice_fraction == pytest.approx(49 / (24 * 36))
+    assert run(create_segmenter("oracle"), ProtocolConfig(mode="global_corrective")).max_slice_fraction == 0.0
+
+
 def test_interaction_without_click_is_logged_without_calling_model() -> None:
     model = CountingOracle(create_segmenter("oracle"))
     outcome = run(model, ProtocolConfig(num_lesions=2, dsc_local_max=1.5))
@@ -145,6 +154,22 @@ def test_prompted_lesion_sweep_propagates_after_every_lesion() -> None:
     assert all(rows[i]["dice_scan"] == 1.0 for i in propagation)  # exact oracle + exact propagation
     assert [r["dice_scan"] for r in rows if r["phase"] == "interaction"] == pytest.approx(
         [dice(lesion_mask(ALL[:k]), lesion_mask(ALL)) for k in (1, 2, 3, 4)])
+
+
+@pytest.mark.parametrize("propagates", [False, True])
+def test_prompted_lesion_sweep_hands_over_the_prediction_after_every_lesion(propagates: bool) -> None:
+    model = create_segmenter("imperfect_oracle", propagates=propagates, fp_edge=0, margin=0, miss_every=0)
+    seen: list[tuple[int, np.ndarray]] = []
+    outcome = run(model, ProtocolConfig(mode="prompted_lesion_sweep", num_lesions=3),
+                  on_prompted=lambda k, prediction: seen.append((k, prediction.copy())))
+    assert [k for k, _ in seen] == [1, 2, 3]
+    for k, prediction in seen:
+        # exact propagation adds every untouched lesion; without it the prediction is the first k lesions
+        np.testing.assert_array_equal(prediction, lesion_mask(ALL if propagates else ALL[:k]))
+    np.testing.assert_array_equal(seen[-1][1], outcome.prediction)
+    other: list[int] = []
+    run(model, ProtocolConfig(num_lesions=3), on_prompted=lambda k, prediction: other.append(k))
+    assert other == []  # only the sweep reports
 
 
 # ------------------------------------------------------------------------------------------------ global modes

@@ -23,6 +23,8 @@ from mois_sam2_nf.evaluation.results import (
     INTERACTION_COLUMNS,
     LESION_COLUMNS,
     SUMMARY_COLUMNS,
+    SWEEP_COLUMNS,
+    SWEEP_METRICS,
 )
 
 CASES = sorted(COHORT)
@@ -109,6 +111,28 @@ def test_imperfect_oracle_metrics_equal_hand_computed_values(cohort: Path, tmp_p
     filtered = read(runner.evaluate(overrides(cohort, tmp_path / "b", *args)).run_dir / "case_metrics.csv").iloc[0]
     assert (filtered["n_gt_lesions"], filtered["tp_any"], filtered["fp_any"], filtered["fn_any"]) == (3, 2, 1, 1)
     assert filtered["fp_volume_ml"] == pytest.approx(32 * VOXEL_ML)
+
+
+def test_sweep_writes_the_final_metrics_after_every_prompted_lesion(cohort: Path, tmp_path: Path) -> None:
+    result = runner.evaluate(overrides(cohort, tmp_path / "results", "model=oracle", "protocol=prompted_lesion_sweep",
+                                       "protocol.num_lesions=3", "metrics.min_volume_ml=0"))
+    run_dir = result.run_dir
+    assert header(run_dir / "sweep_metrics.csv") == SWEEP_COLUMNS
+    sweep = read(run_dir / "sweep_metrics.csv")
+    metrics = read(run_dir / "case_metrics.csv").set_index("case_id")
+    for case, indices in COHORT.items():
+        rows = sweep[sweep["case_id"] == case].set_index("n_prompted")
+        m = min(3, len(indices))
+        assert list(rows.index) == list(range(1, m + 1))
+        for k, row in rows.iterrows():
+            assert row["scan_dice"] == pytest.approx(dice(lesion_mask(indices[:k]), lesion_mask(indices)))
+            assert row["f1_any"] == pytest.approx(2 * k / (k + len(indices)))  # k TP, no FP, n - k FN
+        for column in SWEEP_METRICS:  # the last k is the final prediction
+            assert rows.loc[m, column] == pytest.approx(metrics.loc[case, column], nan_ok=True), column
+        assert (run_dir / "cases" / case / "sweep.csv").is_file()
+    # other modes write no sweep file
+    plain = runner.evaluate(overrides(cohort, tmp_path / "results", "model=oracle", "protocol.num_lesions=3"))
+    assert not (plain.run_dir / "sweep_metrics.csv").exists()
 
 
 def test_same_seed_gives_identical_csvs_and_seed_changes_run_id(cohort: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from tqdm.auto import tqdm
@@ -43,6 +44,7 @@ OVERLAY_LEGEND: tuple[tuple[str, tuple[float, float, float]], ...] = (
 #: preferred mode for the qualitative figure when none is given
 DEFAULT_OVERLAY_MODE = "lesion_wise_corrective"
 
+#: metrics of the prompted-lesions figure (all in [0, 1])
 SWEEP_METRICS: tuple[str, ...] = ("scan_dice", "f1_any", "f1_iou50", "lesion_dice_mean_detected")
 
 
@@ -105,30 +107,37 @@ def domain_shift_boxplot(cases: pd.DataFrame, metric: str = "scan_dice") -> Figu
 
 
 def prompted_lesions_figure(rows: pd.DataFrame) -> Figure | None:
-    """Mean ± std of each metric against the number of prompted lesions, one line per model (and mode).
+    """Mean ± std of each metric against the number of prompted lesions K: one row of panels per test set, one column
+    per metric (:data:`SWEEP_METRICS` first), one line per model (and mode); folds pooled.
 
-    ``rows``: long rows from :func:`mois_sam2_nf.analysis.tables.prompted_lesion_rows` (test sets and folds pooled).
+    ``rows``: long rows from :func:`mois_sam2_nf.analysis.tables.prompted_lesion_rows`.
     """
     if rows.empty:
         return None
     metrics = [m for m in SWEEP_METRICS if m in set(rows["metric"])] or _sorted(rows["metric"])
+    test_sets = _sorted(rows["test_set"])
     several_modes = rows["mode"].nunique() > 1
     labels = rows["model"] + ("  (" + rows["mode"] + ")" if several_modes else "")
     colors = _model_colors(_sorted(labels))
-    figure = Figure(figsize=(3.8 * len(metrics), 3.4))
-    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, metric in zip(axes, metrics):
-        in_metric = rows[rows["metric"] == metric]
-        for label, group in in_metric.groupby(labels[in_metric.index]):
-            stats = group.groupby("n_prompted")["value"].agg(mean="mean", std=lambda v: v.std(ddof=0))
-            x = stats.index.to_numpy(dtype=float)
-            ax.errorbar(x, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=label, color=colors[label])
-        ax.set_xlabel("prompted lesions")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(HEADLINE_METRICS.get(metric, metric))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    figure.tight_layout()
+    figure = Figure(figsize=(3.8 * len(metrics), 3.0 * len(test_sets) + 0.6), layout="constrained")
+    axes = figure.subplots(len(test_sets), len(metrics), squeeze=False)
+    for row, test_set in enumerate(test_sets):
+        for column, metric in enumerate(metrics):
+            ax = axes[row, column]
+            panel = rows[(rows["metric"] == metric) & (rows["test_set"] == test_set)]
+            for label, group in panel.groupby(labels[panel.index]):
+                stats = group.groupby("n_prompted")["value"].agg(mean="mean", std=lambda v: v.std(ddof=0))
+                x = stats.index.to_numpy(dtype=float)
+                ax.errorbar(x, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=label,
+                            color=colors[label])
+            ax.set_xlabel("prompted lesions K")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if metric in SWEEP_METRICS:  # all in [0, 1]: one scale for every panel
+                ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{test_set}: {HEADLINE_METRICS.get(metric, metric)}", fontsize="medium")
+            ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=color, marker="o", label=label) for label, color in colors.items()]
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize="small")
     return figure
 
 

@@ -5,7 +5,9 @@ concatenated its files, ``cases/<case_id>/metrics.csv``). A *results folder* is 
 tree containing run folders (searched recursively; run folders are not searched further).
 
 Run-level CSVs are preferred. When one is missing, the per-case files under ``cases/`` are concatenated instead
-(``interactions.csv``, ``lesions.csv``, ``metrics.csv``), so an interrupted run can still be analysed.
+(``interactions.csv``, ``lesions.csv``, ``metrics.csv``, ``sweep.csv``), so an interrupted run can still be analysed.
+``sweep_metrics.csv`` (the final metrics after each number of prompted lesions) exists for prompted-lesion sweep
+runs only; its absence is not remarked on.
 
 Test sets are normalised to labels ``"ts<k>"`` (from ``1``, ``"1"``, ``"ts1"`` or ``"imagesTs_1"``); the images of
 test set ``ts<k>`` are looked up in ``<data root>/imagesTs_<k>/`` (``val_<k>``: ``imagesTr/``).
@@ -37,13 +39,18 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "case_metrics": (*IDENTIFIERS, "scan_dice"),
     "interactions": (*IDENTIFIERS, "step", "phase", "target_rank", "interaction", "dice_target", "dice_scan"),
     "lesion_metrics": ("run_id", "case_id"),
+    "sweep_metrics": (*IDENTIFIERS, "n_prompted"),
 }
+
+#: tables that only some runs write (no note when a run has none)
+OPTIONAL_TABLES: frozenset[str] = frozenset({"sweep_metrics"})
 
 #: run-level file -> per-case file under ``cases/<case_id>/``
 CASE_FILES: dict[str, str] = {
     "case_metrics": "metrics.csv",
     "interactions": "interactions.csv",
     "lesion_metrics": "lesions.csv",
+    "sweep_metrics": "sweep.csv",
 }
 
 #: identifier columns read as strings (case ids such as ``001`` must not become integers)
@@ -118,6 +125,8 @@ class Results:
         cases: ``case_metrics.csv`` rows of all runs (spec section 9 columns), ``test_set`` normalised.
         interactions: ``interactions.csv`` rows of all runs.
         lesions: ``lesion_metrics.csv`` rows of all runs, with ``model, mode, test_set, fold`` joined from the run.
+        sweep: ``sweep_metrics.csv`` rows of the prompted-lesion sweep runs that wrote them, ``test_set``
+            normalised (one row per case and ``n_prompted``).
         notes: human-readable remarks about what could not be read (empty runs, fallbacks).
     """
 
@@ -126,6 +135,7 @@ class Results:
     cases: pd.DataFrame
     interactions: pd.DataFrame
     lesions: pd.DataFrame
+    sweep: pd.DataFrame
     notes: list[str] = field(default_factory=list)
 
     def run(self, run_id: str) -> RunInfo:
@@ -221,7 +231,8 @@ def _read_table(run_dir: Path, table: str) -> tuple[pd.DataFrame, str | None]:
         return _read_csv(run_file, table), None
     case_files = sorted((run_dir / "cases").glob(f"*/{CASE_FILES[table]}"))
     if not case_files:
-        return pd.DataFrame(columns=list(REQUIRED_COLUMNS[table])), f"{run_dir.name}: no {table}.csv"
+        note = None if table in OPTIONAL_TABLES else f"{run_dir.name}: no {table}.csv"
+        return pd.DataFrame(columns=list(REQUIRED_COLUMNS[table])), note
     frames = [_read_csv(path, table) for path in case_files]
     note = f"{run_dir.name}: {table}.csv missing; read {len(frames)} per-case file(s) from cases/"
     return pd.concat(frames, ignore_index=True), note
@@ -304,7 +315,8 @@ def load_results(path: str | os.PathLike[str]) -> Results:
     runs.sort(key=lambda r: r.run_id)
     cases = _concat(collected["case_metrics"], "case_metrics")
     interactions = _concat(collected["interactions"], "interactions")
-    for frame in (cases, interactions):
+    sweep = _concat(collected["sweep_metrics"], "sweep_metrics")
+    for frame in (cases, interactions, sweep):
         frame["test_set"] = frame["test_set"].map(normalise_test_set)
         frame["fold"] = frame["fold"].astype(str)
     lesions = _concat(collected["lesion_metrics"], "lesion_metrics")
@@ -314,4 +326,5 @@ def load_results(path: str | os.PathLike[str]) -> Results:
     )
     lesions = lesions.drop(columns=[c for c in ("model", "mode", "test_set", "fold") if c in lesions.columns])
     lesions = lesions.merge(run_ids, on="run_id", how="left")
-    return Results(root=root, runs=runs, cases=cases, interactions=interactions, lesions=lesions, notes=notes)
+    return Results(root=root, runs=runs, cases=cases, interactions=interactions, lesions=lesions, sweep=sweep,
+                   notes=notes)

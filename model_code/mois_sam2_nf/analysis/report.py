@@ -3,7 +3,8 @@
 The notebook ``results/result_analysis.ipynb`` and ``mois-sam2-nf report`` both go through :func:`analyse`, so they
 always show the same numbers. Outputs of :func:`write_report` in ``out_dir``:
 
-- ``report.md`` -- runs, benchmark tables, figures, statistics and notes on anything skipped;
+- ``report.md`` -- runs, benchmark tables, figures (the prompted-lesion figure with its table at selected K),
+  statistics and notes on anything skipped;
 - ``summary.csv`` -- columns ``model, mode, test_set, metric, mean, std, median, n`` (every mode and metric; the
   runner's own summary function, so it matches the ``summary.csv`` that ``evaluate`` writes);
 - ``statistics.csv`` -- paired Wilcoxon tests (:mod:`mois_sam2_nf.analysis.statistics`);
@@ -49,6 +50,7 @@ class Analysis:
         reference: the reference model of the tests (``None``: all pairs).
         figures: figure key (see :data:`FIGURES`) -> figure, or ``None`` when skipped.
         figure_notes: figure key -> what it was drawn from, or why it was skipped.
+        figure_tables: figure key -> ``(caption, table)`` shown under that figure (the numbers behind it).
         notes: other remarks (fallbacks while reading, duplicate rows, ...).
     """
 
@@ -59,6 +61,7 @@ class Analysis:
     reference: str | None
     figures: dict[str, Figure | None] = field(default_factory=dict)
     figure_notes: dict[str, str] = field(default_factory=dict)
+    figure_tables: dict[str, tuple[str, pd.DataFrame]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -125,9 +128,15 @@ def analyse(
     analysis.figures["domain_shift"] = figures.domain_shift_boxplot(rows)
     analysis.figure_notes["domain_shift"] = "case rows of all folds pooled" if len(rows) else "skipped: no case rows"
 
-    sweep, source = tables.prompted_lesion_rows(results.cases, results.interactions, figures.SWEEP_METRICS)
+    sweep, source = tables.prompted_lesion_rows(results.cases, results.interactions, figures.SWEEP_METRICS,
+                                                results.sweep)
     analysis.figures["prompted_lesions"] = figures.prompted_lesions_figure(sweep)
     analysis.figure_notes["prompted_lesions"] = source if len(sweep) else f"skipped: {source}"
+    if len(sweep):
+        ks = ", ".join(str(k) for k in tables.SWEEP_TABLE_K)
+        caption = (f"Mean ± population std over cases (folds pooled) with K = {ks} prompted lesions (the K each run "
+                   "reached); n = case rows.")
+        analysis.figure_tables["prompted_lesions"] = (caption, tables.sweep_table(sweep))
 
     analysis.figures["interactions"] = figures.interaction_curves(tables.benchmark_rows(results.interactions))
     analysis.figure_notes["interactions"] = (
@@ -195,6 +204,9 @@ def render_markdown(analysis: Analysis, figure_files: dict[str, str], source: st
         lines += [f"## {title}", "", f"_{analysis.figure_notes.get(key, '')}_", ""]
         if key in figure_files:
             lines += [f"![{title}]({figure_files[key]})", ""]
+        if key in analysis.figure_tables:
+            caption, table = analysis.figure_tables[key]
+            lines += [caption, "", tables.markdown_table(table), ""]
     lines += [
         "## Paired Wilcoxon signed-rank tests",
         "",

@@ -2,8 +2,9 @@
 
 The long summary (``summary.csv``: mean, population std, median, n per model, mode, test set and metric; folds
 pooled, evaluation spec section 8) is :func:`mois_sam2_nf.evaluation.results.summarise`, the same function the
-runner uses. Prompted-lesion *sweep* runs (mode name containing ``"sweep"``) get their own figure and are kept out
-of the benchmark table, the box plot and the tests (:func:`benchmark_rows`).
+runner uses. Prompted-lesion *sweep* runs (mode name containing ``"sweep"``) get their own figure and table
+(:func:`prompted_lesion_rows`, :func:`sweep_table`) and are kept out of the benchmark table, the box plot and the
+tests (:func:`benchmark_rows`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ HEADLINE_METRICS: dict[str, str] = {
     "lesion_dice_mean_detected": "Lesion Dice (detected)",
     "fp_volume_ml": "FP volume (ml)",
     "fn_volume_ml": "FN volume (ml)",
+    "max_slice_fraction": "Largest lesion mask (slice fraction)",
 }
 
 SWEEP_MARKER = "sweep"
@@ -92,13 +94,56 @@ def benchmark_table(summary: pd.DataFrame, metrics: dict[str, str] | None = None
     return sort_groups(pd.DataFrame(rows, columns=columns))
 
 
+#: identifiers of one case of one run
+CASE_KEYS: tuple[str, ...] = ("run_id", "model", "mode", "test_set", "fold", "case_id")
+
+#: numbers of prompted lesions shown in the sweep table of the report (those the runs reached)
+SWEEP_TABLE_K: tuple[int, ...] = (1, 3, 5, 10, 20)
+
+
+def _extend_to_run_width(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-case rows (:data:`CASE_KEYS`, ``n_prompted`` = 1..m, values) plus copies of each case's last row for
+    ``n_prompted`` = m + 1 up to the largest ``n_prompted`` of its run: a case with fewer targets than its run's
+    largest ``k`` keeps its last values (all its lesions were prompted)."""
+    if rows.empty:
+        return rows
+    last = rows.sort_values("n_prompted", kind="stable").groupby(list(CASE_KEYS), sort=False).tail(1)
+    width = rows.groupby("run_id")["n_prompted"].max()
+    missing = (last["run_id"].map(width) - last["n_prompted"]).to_numpy()
+    copies = last.loc[last.index.repeat(missing)].copy()
+    copies["n_prompted"] += copies.groupby(level=0).cumcount().to_numpy() + 1
+    return pd.concat([rows, copies], ignore_index=True)
+
+
+def sweep_from_metrics(sweep: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Final metrics after ``k`` prompted lesions, from the ``sweep_metrics.csv`` rows of sweep runs.
+
+    The runner computes them like ``case_metrics.csv`` (size-filtered masks) on the scan prediction after target
+    ``k`` and, for a propagating model, the propagation that follows it. A case with fewer targets than its run's
+    largest ``k`` keeps its last values. Returns long rows ``run_id, model, mode, test_set, fold, case_id,
+    n_prompted, metric, value`` (empty values, e.g. a lesion Dice without detected lesions, are left out).
+    """
+    present = [m for m in metrics if m in sweep.columns]
+    if sweep.empty or not present:
+        return pd.DataFrame(columns=list(LONG_COLUMNS))
+    rows = sweep[[*CASE_KEYS, "n_prompted", *present]].copy()
+    rows["n_prompted"] = pd.to_numeric(rows["n_prompted"], errors="coerce")
+    rows = rows.dropna(subset=["n_prompted"]).astype({"n_prompted": int})
+    long = _extend_to_run_width(rows).melt(
+        id_vars=[*CASE_KEYS, "n_prompted"], value_vars=present, var_name="metric", value_name="value"
+    )
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    return long.dropna(subset=["value"])[list(LONG_COLUMNS)].reset_index(drop=True)
+
+
 def sweep_from_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
     """Scan Dice after ``k`` prompted lesions, from the interactions of sweep runs (mode containing ``"sweep"``).
 
     In the step order of a case, ``k`` is the largest ``target_rank`` of the interaction rows so far; the value for
     ``k`` is the ``dice_scan`` of the last row with that ``k`` -- the propagation row after target ``k`` for a
     propagating model, else the last interaction row of target ``k``. A case with fewer targets than its run's
-    largest ``k`` keeps its last value (all its lesions were prompted).
+    largest ``k`` keeps its last value (all its lesions were prompted). ``dice_scan`` is computed without the size
+    filter; sweep runs that wrote ``sweep_metrics.csv`` are better read with :func:`sweep_from_metrics`.
 
     Returns long rows ``run_id, model, mode, test_set, fold, case_id, n_prompted, metric, value``.
     """
@@ -111,15 +156,10 @@ def sweep_from_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
     rows["n_prompted"] = rank.groupby([rows["run_id"], rows["case_id"]]).ffill()
     rows = rows.dropna(subset=["n_prompted"])
     rows["n_prompted"] = rows["n_prompted"].astype(int)
-    keys = ["run_id", "model", "mode", "test_set", "fold", "case_id"]
-    last = rows.groupby([*keys, "n_prompted"], sort=False)["dice_scan"].last()
-    curves = pd.to_numeric(last, errors="coerce").unstack("n_prompted")
-    filled = []
-    for _, per_run in curves.groupby(level="run_id"):
-        width = int(per_run.columns[per_run.notna().any(axis=0)].max())
-        filled.append(per_run.reindex(columns=range(1, width + 1)).ffill(axis=1))
-    long = pd.concat(filled).stack().rename("value").reset_index()
-    return long.assign(metric="scan_dice")[list(LONG_COLUMNS)]
+    last = rows.groupby([*CASE_KEYS, "n_prompted"], sort=False)["dice_scan"].last()
+    per_k = pd.to_numeric(last, errors="coerce").rename("value").reset_index()
+    long = _extend_to_run_width(per_k)
+    return long.assign(metric="scan_dice")[list(LONG_COLUMNS)].reset_index(drop=True)
 
 
 def sweep_from_case_metrics(cases: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -143,21 +183,33 @@ def sweep_from_case_metrics(cases: pd.DataFrame, metrics: Sequence[str]) -> pd.D
 
 
 def prompted_lesion_rows(
-    cases: pd.DataFrame, interactions: pd.DataFrame, metrics: Sequence[str]
+    cases: pd.DataFrame, interactions: pd.DataFrame, metrics: Sequence[str], sweep: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, str]:
-    """Rows for the metrics-vs-prompted-lesions figure and a sentence saying what was read.
+    """Rows for the metrics-vs-prompted-lesions figure and table, and a sentence saying what was read.
 
-    1. :func:`sweep_from_interactions` when there are sweep runs (``prompted_lesion_sweep``);
+    1. sweep runs (``prompted_lesion_sweep``): :func:`sweep_from_metrics` for the runs with ``sweep_metrics.csv``
+       rows in ``sweep``, :func:`sweep_from_interactions` (scan Dice only) for the others;
     2. else :func:`sweep_from_case_metrics` (lesion-wise runs with several ``n_prompted`` values);
     3. else an empty frame.
     """
-    sweep = sweep_from_interactions(interactions)
-    if len(sweep):
-        modes = ", ".join(sorted(sweep["mode"].unique()))
-        return sweep, (
-            f"interactions.csv of the sweep runs ({modes}): scan Dice after k prompted lesions (after the "
-            "propagation that follows target k, if any); cases with fewer lesions keep their last value"
-        )
+    from_metrics = sweep_from_metrics(sweep, metrics) if sweep is not None else pd.DataFrame(columns=list(LONG_COLUMNS))
+    covered = set(from_metrics["run_id"])
+    if covered:
+        interactions = interactions.loc[~interactions["run_id"].isin(covered)]
+    from_steps = sweep_from_interactions(interactions)
+    if len(from_metrics) or len(from_steps):
+        parts = []
+        if len(from_metrics):
+            modes = ", ".join(sorted(from_metrics["mode"].unique()))
+            parts.append(f"sweep_metrics.csv of the sweep runs ({modes}): the final metrics (size-filtered) after k "
+                         "prompted lesions and the propagation that follows target k, if any")
+        if len(from_steps):
+            modes = ", ".join(sorted(from_steps["mode"].unique()))
+            which = " without sweep_metrics.csv" if covered else ""
+            parts.append(f"interactions.csv of the sweep runs ({modes}){which}: scan Dice (no size filter) after k "
+                         "prompted lesions (after the propagation that follows target k, if any)")
+        rows = pd.concat([frame for frame in (from_metrics, from_steps) if len(frame)], ignore_index=True)
+        return rows, "; ".join(parts) + "; cases with fewer lesions keep their last value"
     varying = sweep_from_case_metrics(cases, metrics)
     if len(varying):
         return varying, (
@@ -165,6 +217,28 @@ def prompted_lesion_rows(
             "num_lesions, or scans with fewer lesions than num_lesions)"
         )
     return varying, "no sweep runs (mode containing 'sweep') and no lesion-wise runs with varying n_prompted"
+
+
+def sweep_table(
+    rows: pd.DataFrame, ks: Sequence[int] = SWEEP_TABLE_K, metrics: dict[str, str] | None = None, digits: int = 3
+) -> pd.DataFrame:
+    """Wide table of :func:`prompted_lesion_rows` at the numbers of prompted lesions ``ks``.
+
+    One row per ``(mode, test_set, model, K)``; one ``mean ± std`` (population std over cases, folds pooled) column per
+    metric present in ``rows`` (``"–"`` where a group has no value), plus ``n`` (case rows at that K).
+    """
+    metrics = metrics if metrics is not None else HEADLINE_METRICS
+    shown = {metric: label for metric, label in metrics.items() if metric in set(rows["metric"])}
+    picked = rows.loc[rows["n_prompted"].isin(list(ks))]
+    out = []
+    for (mode, test_set, model, k), group in picked.groupby(["mode", "test_set", "model", "n_prompted"], sort=False):
+        row = {"mode": mode, "test_set": test_set, "model": model, "K": int(k)}
+        for metric, label in shown.items():
+            values = group.loc[group["metric"] == metric, "value"].to_numpy(dtype=np.float64)
+            row[label] = format_mean_std(values.mean(), values.std(), digits) if len(values) else "–"
+        row["n"] = int(group[["run_id", "case_id"]].drop_duplicates().shape[0])
+        out.append(row)
+    return sort_groups(pd.DataFrame(out, columns=["mode", "test_set", "model", "K", *shown.values(), "n"]), ["K"])
 
 
 def _cell(value: object) -> str:

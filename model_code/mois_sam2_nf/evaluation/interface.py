@@ -118,6 +118,7 @@ ADAPTER_MODULES: dict[str, str] = {
     "nnunet": "mois_sam2_nf.models.nnunet.adapter",
     "sw_fastedit": "mois_sam2_nf.models.sw_fastedit.adapter",
     "dins": "mois_sam2_nf.models.dins.adapter",
+    "region_growing": "mois_sam2_nf.models.region_growing.adapter",
 }
 
 #: models of the benchmark that this project has not implemented yet

@@ -11,6 +11,8 @@ Modes:
   target, so one pass logs the scan Dice reached with ``k = 1..m`` prompted lesions (propagation rows; ``k`` is the
   largest ``target_rank`` logged before the row). The prediction is the union after the last target plus its
   propagation. For non-propagating models the ``dice_scan`` of each target's last interaction row is that curve.
+  The scan prediction after each target ``k`` (and its propagation) also goes to the caller's ``on_prompted``
+  callback, through which the runner computes the final metrics at every ``k``.
 * ``global_corrective``: the whole ground truth is target 0; clicks come from the full current prediction
   (including propagation); a propagating model propagates after every interaction; stop at scan Dice
   ``>= stop_dice`` or after ``max_interactions``.
@@ -97,6 +99,11 @@ class ProtocolConfig:
             raise InputError(f"protocol.automatic is only meaningful for global_non_corrective, not {self.mode}")
 
     @property
+    def sweep(self) -> bool:
+        """True for ``prompted_lesion_sweep``."""
+        return self.mode == "prompted_lesion_sweep"
+
+    @property
     def lesion_wise(self) -> bool:
         return self.mode in LESION_WISE_MODES
 
@@ -113,6 +120,8 @@ class CaseOutcome:
         n_clicks: clicks sent to the model.
         scan_dice_curve: unfiltered scan Dice after each global interaction (after propagation); empty in other modes.
         model_time_s: total time spent inside the model's calls.
+        max_slice_fraction: lesion-wise modes: the largest fraction of one coronal slice that a single lesion's mask
+            covered after any interaction (a lesion mask that floods its slice shows here); 0 in global modes.
     """
 
     prediction: np.ndarray
@@ -122,6 +131,14 @@ class CaseOutcome:
     n_clicks: int = 0
     scan_dice_curve: list[float] = field(default_factory=list)
     model_time_s: float = 0.0
+    max_slice_fraction: float = 0.0
+
+
+def slice_fraction(mask: np.ndarray, scan: Scan) -> float:
+    """Largest fraction of one coronal slice covered by ``mask`` (bool ``(I, J, K)`` on ``scan``'s grid)."""
+    canonical = scan.view.to_canonical(mask)
+    height, width = canonical.shape[:2]
+    return float(canonical.sum(axis=(0, 1)).max()) / float(height * width) if canonical.size else 0.0
 
 
 class StepMeter:
@@ -179,8 +196,10 @@ class _CaseProtocol:
         seed: int,
         voxel_volume_ml: float,
         progress: bool,
+        on_prompted: Callable[[int, np.ndarray], None] | None,
     ) -> None:
         self.model, self.scan, self.gt, self.plan = segmenter, scan, gt, plan
+        self.on_prompted = on_prompted
         self.protocol, self.clicks, self.seed = protocol, clicks, seed
         self.voxel_volume_ml, self.progress = voxel_volume_ml, progress
         self.meter = StepMeter()
@@ -248,6 +267,8 @@ class _CaseProtocol:
         mask, elapsed, peak = self._call(self.model.add_clicks, rank, new)
         if mask is None:
             raise InputError(f"{self.scan.case_id}: model {self.model.name!r} returned no mask for its clicks")
+        if rank > 0:
+            self.out.max_slice_fraction = max(self.out.max_slice_fraction, slice_fraction(mask, self.scan))
         return mask, new, elapsed, peak
 
     def _log_interaction(
@@ -281,7 +302,7 @@ class _CaseProtocol:
     # ---------------------------------------------------------------- modes
     def _lesion_wise(self) -> None:
         protocol, plan = self.protocol, self.plan
-        sweep = protocol.mode == "prompted_lesion_sweep"
+        sweep = protocol.sweep
         budget = protocol.interactions_per_lesion
         union = np.zeros(self.gt.shape, dtype=bool)
         swept: np.ndarray | None = None
@@ -302,6 +323,8 @@ class _CaseProtocol:
             union |= current
             if sweep and self.model.propagates:
                 swept = self._propagate(union)
+            if sweep and self.on_prompted is not None:
+                self.on_prompted(rank, swept if swept is not None else union)
         self.out.prediction_before_propagation = union
         self.out.prediction = union
         if not self.model.propagates:
@@ -371,6 +394,7 @@ def run_protocol(
     seed: int,
     voxel_volume_ml: float,
     progress: bool = True,
+    on_prompted: Callable[[int, np.ndarray], None] | None = None,
 ) -> CaseOutcome:
     """Run ``protocol`` on one scan whose :meth:`start_scan` has already been called.
 
@@ -384,6 +408,9 @@ def run_protocol(
         seed: run seed (clicks are seeded per case, target and interaction).
         voxel_volume_ml: volume of one voxel in ml (for ``target_volume_ml``).
         progress: show a tqdm bar over the lesions.
+        on_prompted: ``prompted_lesion_sweep`` only: called after each target ``k`` (and the propagation that
+            follows it) as ``on_prompted(k, prediction)`` with the bool ``(I, J, K)`` scan prediction so far (the
+            array may change after the call returns; copy it to keep it).
     """
     return _CaseProtocol(segmenter, scan, gt, plan, protocol, clicks, seed=seed, voxel_volume_ml=voxel_volume_ml,
-                         progress=progress).run()
+                         progress=progress, on_prompted=on_prompted).run()

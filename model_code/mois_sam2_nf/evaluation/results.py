@@ -6,7 +6,9 @@ Layout of a run folder::
     <results_dir>/<run_id>/
       manifest.json
       cases/<case_id>/interactions.csv  lesions.csv  metrics.csv    (metrics.csv written last = case done)
+      cases/<case_id>/sweep.csv                                     (prompted-lesion sweeps only)
       interactions.csv  case_metrics.csv  lesion_metrics.csv        (concatenation of the case files)
+      sweep_metrics.csv                                             (prompted-lesion sweeps only)
       predictions/<case_id>.nii.gz
     <results_dir>/summary.csv                                       (every run under <results_dir>)
 
@@ -38,6 +40,7 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
 CASE_METRIC_COLUMNS: tuple[str, ...] = (
     *IDENTIFIER_COLUMNS,
     "min_volume_ml", "n_gt_lesions", "n_pred_lesions", "n_prompted", "n_interactions", "n_clicks",
+    "max_slice_fraction",
     "scan_dice", "scan_dice_before_propagation",
     "tp_any", "fp_any", "fn_any", "precision_any", "recall_any", "f1_any",
     "tp_iou50", "fp_iou50", "fn_iou50", "precision_iou50", "recall_iou50", "f1_iou50",
@@ -51,6 +54,14 @@ LESION_COLUMNS: tuple[str, ...] = (
     "detected_any", "matched_iou50", "iou_best", "lesion_dice_bbox",
 )
 
+#: final metrics of a prompted-lesion sweep after each number of prompted lesions (columns of ``case_metrics.csv``)
+SWEEP_METRICS: tuple[str, ...] = (
+    "scan_dice", "f1_any", "f1_iou50", "lesion_dice_mean_detected", "fp_volume_ml", "fn_volume_ml",
+)
+
+#: one row per case and number of prompted lesions ``n_prompted = k`` (1..m, m = the case's prompted targets)
+SWEEP_COLUMNS: tuple[str, ...] = (*IDENTIFIER_COLUMNS, "n_prompted", *SWEEP_METRICS)
+
 SUMMARY_COLUMNS: tuple[str, ...] = ("model", "mode", "test_set", "metric", "mean", "std", "median", "n")
 
 #: per-case file name -> (run-level file name, columns)
@@ -58,6 +69,11 @@ CASE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "interactions.csv": ("interactions.csv", INTERACTION_COLUMNS),
     "lesions.csv": ("lesion_metrics.csv", LESION_COLUMNS),
     "metrics.csv": ("case_metrics.csv", CASE_METRIC_COLUMNS),
+}
+
+#: per-case files written by some runs only (prompted-lesion sweeps) -> (run-level file name, columns)
+OPTIONAL_CASE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sweep.csv": ("sweep_metrics.csv", SWEEP_COLUMNS),
 }
 
 #: the per-case file whose presence marks a finished case
@@ -116,11 +132,17 @@ def write_case_tables(
     interactions: list[dict[str, object]],
     lesions: list[dict[str, object]],
     metrics: dict[str, object],
+    sweep: list[dict[str, object]] | None = None,
 ) -> None:
-    """Write the three per-case files atomically, ``metrics.csv`` last so that its presence means done."""
+    """Write the per-case files atomically, ``metrics.csv`` last so that its presence means done.
+
+    ``sweep`` (prompted-lesion sweeps) adds ``sweep.csv`` with :data:`SWEEP_COLUMNS`.
+    """
     folder = case_dir(run_dir, case_id)
     write_csv(folder / "interactions.csv", interactions, INTERACTION_COLUMNS)
     write_csv(folder / "lesions.csv", lesions, LESION_COLUMNS)
+    if sweep is not None:
+        write_csv(folder / "sweep.csv", sweep, SWEEP_COLUMNS)
     write_csv(folder / DONE_FILE, [metrics], CASE_METRIC_COLUMNS)
 
 
@@ -133,16 +155,23 @@ def done_cases(run_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def concatenate_run(run_dir: str | os.PathLike[str]) -> list[str]:
-    """Rewrite the three run-level CSVs from the finished cases (sorted by case id); returns those case ids.
+    """Rewrite the run-level CSVs from the finished cases (sorted by case id); returns those case ids.
 
-    Per-case files are concatenated as text after checking their header, so the values round-trip unchanged.
+    Per-case files are concatenated as text after checking their header, so the values round-trip unchanged. An
+    optional file (:data:`OPTIONAL_CASE_FILES`) is concatenated from the finished cases that have it, and its
+    run-level file is written only when one does.
     """
     run_dir = Path(run_dir)
     cases = done_cases(run_dir)
-    for case_name, (run_name, columns) in CASE_FILES.items():
+    for case_name, (run_name, columns) in {**CASE_FILES, **OPTIONAL_CASE_FILES}.items():
+        having = cases
+        if case_name in OPTIONAL_CASE_FILES:
+            having = [case for case in cases if (case_dir(run_dir, case) / case_name).is_file()]
+            if not having:
+                continue
         header = ",".join(columns) + "\n"
         parts = [header]
-        for case in cases:
+        for case in having:
             text = (case_dir(run_dir, case) / case_name).read_text(encoding="utf-8")
             if not text.startswith(header):
                 raise ValueError(f"{case_dir(run_dir, case) / case_name}: unexpected columns")

@@ -11,7 +11,8 @@ Per case (skipped when ``cases/<case>/metrics.csv`` exists, unless ``overwrite``
 2. plan the prompted targets and run the protocol;
 3. save the prediction as uint8 ``predictions/<case>.nii.gz`` with the image's header, read it back (validated)
    and compute the final metrics from the saved file;
-4. write ``interactions.csv``, ``lesions.csv`` and, last, ``metrics.csv`` atomically.
+4. write ``interactions.csv``, ``lesions.csv`` (for ``prompted_lesion_sweep`` also ``sweep.csv``: the final metrics
+   of the prediction after each number of prompted lesions) and, last, ``metrics.csv`` atomically.
 
 Afterwards the run-level CSVs and ``manifest.json`` are rewritten from all finished cases of the run folder (also
 those of other shards), and ``<results_dir>/summary.csv`` is updated. Cases are split over shards round-robin in
@@ -45,6 +46,7 @@ from mois_sam2_nf.evaluation.metrics import MetricConfig, case_metrics, noc
 from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, run_protocol
 from mois_sam2_nf.evaluation.results import (
     DONE_FILE,
+    SWEEP_METRICS,
     case_dir,
     concatenate_run,
     done_cases,
@@ -203,23 +205,30 @@ class _Run:
         gt = label.array > 0
         plan = plan_targets(label.array, view, self.protocol.num_lesions, self.protocol.lesion_order, voxel_ml)
         scan = Scan(case_id=case.case_id, image=image.array, affine=image.affine, view=view, label=label.array)
+        spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
+        ids = self.identifiers(case.case_id)
+        sweep: list[dict[str, Any]] = []
+
+        def after_target(k: int, prediction: np.ndarray) -> None:
+            values = case_metrics(gt, prediction, spacing, self.metrics)[0]
+            sweep.append({**ids, "n_prompted": k, **{name: values[name] for name in SWEEP_METRICS}})
+
         segmenter.start_scan(scan)
         try:
             outcome = run_protocol(segmenter, scan, gt, plan, self.protocol, self.clicks, seed=self.seed,
-                                   voxel_volume_ml=voxel_ml, progress=self.progress)
+                                   voxel_volume_ml=voxel_ml, progress=self.progress, on_prompted=after_target)
         finally:
             segmenter.end_scan()
         prediction_file = Path("predictions") / f"{case.case_id}.nii.gz"
         saved = self._save_prediction(image, outcome.prediction, self.run_dir / prediction_file)
-        spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
         metrics, lesions = case_metrics(gt, saved, spacing, self.metrics, prompt_ranks=plan.rank_map)
-        ids = self.identifiers(case.case_id)
         row = {**ids, **metrics, **self._bookkeeping(outcome, plan, gt, spacing, metrics)}
         row["runtime_s"] = time.perf_counter() - start
         row["prediction_file"] = prediction_file.as_posix()
         steps = [{**ids, **step} for step in outcome.steps]
         lesion_rows = [{"run_id": self.run_id, "case_id": case.case_id, **lesion} for lesion in lesions]
-        write_case_tables(self.run_dir, case.case_id, steps, lesion_rows, row)
+        write_case_tables(self.run_dir, case.case_id, steps, lesion_rows, row,
+                          sweep=sweep if self.protocol.sweep else None)
 
     def _save_prediction(self, image: Volume, prediction: np.ndarray, path: Path) -> np.ndarray:
         """Write the uint8 prediction with the image header, read it back through the label validator."""
@@ -234,7 +243,7 @@ class _Run:
         self, outcome: CaseOutcome, plan: PromptPlan, gt: np.ndarray, spacing: tuple[float, float, float],
         metrics: dict[str, Any],
     ) -> dict[str, Any]:
-        """Counts, scan Dice before propagation and NoC columns of ``case_metrics.csv``."""
+        """Counts, flooding, scan Dice before propagation and NoC columns of ``case_metrics.csv``."""
         before = outcome.prediction_before_propagation
         if np.array_equal(before, outcome.prediction):
             scan_dice_before = metrics["scan_dice"]
@@ -247,6 +256,7 @@ class _Run:
             "n_prompted": plan.n_targets if self.protocol.lesion_wise else 0,
             "n_interactions": outcome.n_interactions,
             "n_clicks": outcome.n_clicks,
+            "max_slice_fraction": outcome.max_slice_fraction if self.protocol.lesion_wise else None,
             "scan_dice_before_propagation": scan_dice_before,
             "noc_80": noc(curve, 0.80, budget) if global_corrective else None,
             "noc_85": noc(curve, 0.85, budget) if global_corrective else None,

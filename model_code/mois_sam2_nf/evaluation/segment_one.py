@@ -9,6 +9,8 @@ Clicks file (JSON)::
 - the fourth value: ``1`` = positive (inside the lesion), ``0`` = negative (background / remove).
 - ``id``: integer >= 1, unique; it is the voxel value of that lesion in ``lesions.nii.gz``. Each lesion needs at least
   one positive click. No other keys are allowed.
+- a lesion's clicks are applied in the order listed, one interaction each (the first starts the lesion, each later
+  one corrects it), exactly as the evaluation's lesion-wise protocol and the Slicer app apply them.
 
 Outputs in ``out_dir`` (same shape, affine and qform/sform codes as the image):
 
@@ -150,7 +152,8 @@ def segment_scan(
     segmenter.start_scan(scan)
     try:
         for lesion in tqdm(lesions_clicks, desc="lesions", unit="lesion"):
-            mask = np.asarray(segmenter.add_clicks(lesion.lesion_id, list(lesion.clicks)), dtype=bool)
+            for click in lesion.clicks:
+                mask = np.asarray(segmenter.add_clicks(lesion.lesion_id, [click]), dtype=bool)
             lesions[mask & (lesions == 0)] = lesion.lesion_id
         if getattr(segmenter, "propagates", False):
             result = segmenter.propagate()
