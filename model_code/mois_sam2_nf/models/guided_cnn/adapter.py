@@ -14,27 +14,23 @@ import numpy as np
 import torch
 
 from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.models.click_history import ClickHistorySegmenter
 from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume, working_volume
 
 Voxel = tuple[int, int, int]
 
 
-class GuidedCNNSegmenter(ABC):
+class GuidedCNNSegmenter(ClickHistorySegmenter, ABC):
     """Interactive adapter base: working volume, per-lesion click histories, masks on the original grid.
 
     Args:
         config: the model config (its ``grid`` section places the scan on the working grid).
     """
 
-    interactive = True
-    automatic_capable = False
-    propagates = False
-
     def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
         self.config = config
         self.volume: WorkingVolume | None = None
-        self.scan: Scan | None = None
-        self.history: dict[int, list[Click]] = {}
 
     @abstractmethod
     def foreground_probability(self, volume: WorkingVolume, positives: list[Voxel],
@@ -49,29 +45,13 @@ class GuidedCNNSegmenter(ABC):
 
     def add_clicks(self, lesion_id: int, clicks: list[Click]) -> np.ndarray:
         """Add clicks to ``lesion_id``'s history and segment it from that history alone; bool ``(I, J, K)`` mask."""
-        if self.volume is None or self.scan is None:
-            raise RuntimeError("start_scan() must be called before clicks")
-        for click in clicks:
-            self.scan.check_click(click)
-        history = self.history.setdefault(lesion_id, [])
-        history.extend(Click(*click) for click in clicks)
+        history = self.record(lesion_id, clicks)
+        assert self.volume is not None  # set with the scan by start_scan()
         positives = [self.volume.voxel(c[:3]) for c in history if c.positive]
         negatives = [self.volume.voxel(c[:3]) for c in history if not c.positive]
         with torch.no_grad():
             probability = self.foreground_probability(self.volume, positives, negatives)
         return self.volume.to_original(probability)
-
-    def forget_lesion(self, lesion_id: int) -> None:
-        """Drop the click history of ``lesion_id``."""
-        self.history.pop(lesion_id, None)
-
-    def propagate(self) -> np.ndarray | None:
-        """Click-guided CNNs do not propagate."""
-        return None
-
-    def automatic(self) -> np.ndarray | None:
-        """Click-guided CNNs have no automatic mode."""
-        return None
 
     def end_scan(self) -> None:
         """Drop the working volume and the click histories."""
