@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 .PHONY: venv demo test bench help
 
 help:
-	@echo "make demo   set up .venv, build the demo cohort, evaluate MOIS-SAM2 and SAM2, write the report"
+	@echo "make demo   set up .venv, build the demo cohort, evaluate MOIS-SAM2, SAM2 and region growing, write the report"
 	@echo "make test   set up .venv and run the test suite"
 	@echo "make bench  run the performance benchmarks (each prints one JSON line)"
 
@@ -27,7 +27,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# The main job: demo cohort + previews, MOIS-SAM2 and SAM2 (shipped demo weights) on ts1-ts4, report.
+# The main job: demo cohort + previews, MOIS-SAM2 and SAM2 (shipped demo weights) and region growing on ts1-ts4, the
+# prompted-lesion sweep on ts1-ts2, report.
 demo: $(STAMP)
 	$(BIN)/mois-sam2-nf synth --preset demo --out $(DEMO_RAW) --seed 0
 	$(BIN)/mois-sam2-nf preview --raw $(DEMO_RAW) --out data/demo/previews
