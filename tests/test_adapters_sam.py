@@ -123,6 +123,6 @@ def test_forget_lesion_drops_history_mask_and_exemplars() -> None:
     assert {key.split("_")[0] for key in bank.keys()} == {"1", "2"}
     segmenter.forget_lesion(1)
     assert {key.split("_")[0] for key in bank.keys()} == {"2"}
-    assert set(segmenter.history) == {2} and set(segmenter.masks) == {2}
+    assert set(segmenter.history) == {2} and set(segmenter.session.masks) == {2}
     segmenter.forget_lesion(7)  # unknown ids are ignored
     segmenter.end_scan()

@@ -118,7 +118,8 @@ class ScanSession:
                                               offload_state_to_cpu=offload_state_to_cpu)
         self._current: int | None = None
         self._interactions: dict[int, list[tuple[Click, ...]]] = {}
-        self._masks: dict[int, np.ndarray] = {}
+        #: lesion id -> canonical ``(H, W, F)`` bool mask of its latest interaction (read-only for callers)
+        self.masks: dict[int, np.ndarray] = {}
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """The precision context every model call of this session runs in."""
@@ -159,8 +160,8 @@ class ScanSession:
             self.forget_lesion(obj_id)
             done, applied = [], ()
         new = clicks[len(applied):]
-        if not new and obj_id in self._masks:
-            return self._masks[obj_id].copy()
+        if not new and obj_id in self.masks:
+            return self.masks[obj_id].copy()
         if not any(click.positive for click in clicks):
             self.forget_lesion(obj_id)
             return np.zeros(self.shape, dtype=bool)
@@ -173,13 +174,13 @@ class ScanSession:
                     self._interact(obj_id, interaction)
             mask = self._interact(obj_id, interactions[-1])
         self._interactions[obj_id] = interactions
-        self._masks[obj_id] = mask
+        self.masks[obj_id] = mask
         return mask.copy()
 
     def forget_lesion(self, obj_id: int) -> None:
         """Drop the lesion's interactions and mask (and, for MOIS-SAM2, its exemplars); the scan caches are kept."""
         self._interactions.pop(obj_id, None)
-        self._masks.pop(obj_id, None)
+        self.masks.pop(obj_id, None)
         if self._current == obj_id:
             self._current = None
         bank = getattr(volume_state(self.state), "exemplars", None)
@@ -242,7 +243,7 @@ class ScanSession:
         volume_state(self.state).cache.clear()
         self.state.clear()
         self._interactions.clear()
-        self._masks.clear()
+        self.masks.clear()
         self._current = None
 
     @staticmethod

@@ -115,7 +115,7 @@ class AnnotationWorkspace:
             if not extends:
                 self.segmenter.forget_lesion(lesion_id)
                 previous = ()
-            if clicks != previous or label not in self.masks:
+            if clicks != previous:
                 new = clicks[len(previous):]
                 self.masks[label] = np.asarray(self.segmenter.add_clicks(lesion_id, list(new)), dtype=bool)
                 self.clicks[lesion_id] = clicks

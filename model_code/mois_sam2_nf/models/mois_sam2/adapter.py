@@ -60,6 +60,6 @@ class MOISSAM2Segmenter(SAM2Segmenter):
         """Bool mask (original grid) of the lesions found from the exemplar bank, outside the current lesion masks."""
         session = self._session()
         prompted = np.zeros(session.shape, dtype=bool)
-        for mask in self.masks.values():
+        for mask in session.masks.values():
             prompted |= mask
         return session.to_original(session.propagate(prompted, self.propagation_mode))

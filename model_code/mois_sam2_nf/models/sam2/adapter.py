@@ -74,7 +74,6 @@ class SAM2Segmenter:
         self.predictor = self.build_predictor(settings.config, checkpoint, device, settings.overrides)
         self.session: ScanSession | None = None
         self.history: dict[int, list[Click]] = {}
-        self.masks: dict[int, np.ndarray] = {}
 
     def build_predictor(self, config: str, checkpoint: str | None, device: str, overrides: list[str]
                         ) -> VolumeInferenceMixin:
@@ -96,14 +95,12 @@ class SAM2Segmenter:
             session.scan.check_click(click)
         history = self.history.setdefault(lesion_id, [])
         history.extend(Click(*click) for click in clicks)
-        self.masks[lesion_id] = session.segment_lesion(lesion_id, history)
-        return session.to_original(self.masks[lesion_id])
+        return session.to_original(session.segment_lesion(lesion_id, history))
 
     def forget_lesion(self, lesion_id: int) -> None:
         """Drop the click history and mask of ``lesion_id`` (and, for MOIS-SAM2, its exemplars); the scan's embedding
         cache is kept."""
         self.history.pop(lesion_id, None)
-        self.masks.pop(lesion_id, None)
         if self.session is not None:
             self.session.forget_lesion(lesion_id)
 
@@ -121,7 +118,6 @@ class SAM2Segmenter:
             self.session.close()
         self.session = None
         self.history = {}
-        self.masks = {}
 
     def _session(self) -> ScanSession:
         if self.session is None:
