@@ -235,7 +235,8 @@ def test_cli_evaluate_and_one_line_errors(cohort: Path, tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert "oracle__global_non_corrective__ts1__fold1__" in out and "3 case(s) evaluated" in out
     assert main(["evaluate", *args]) == 0 and "0 case(s) evaluated, 3 already done" in capsys.readouterr().out
-    for bad, pattern in ((["data.test_set=ts9"], "imagesTs_9"), (["model=vista3d"], "not available"),
+    for bad, pattern in ((["data.test_set=ts9"], "imagesTs_9"),
+                         (["model=nninteractive", "model.checkpoint=null"], "not available"),
                          (["model=nnunet", "model.checkpoint=nowhere"], "meta.json: missing"),
                          (["protocol=nope"], "evaluate config"), (["data.test_set=train"], "expected ts<k>")):
         assert main(["evaluate", *args, *bad]) == 1

@@ -1,4 +1,5 @@
-"""Arguments and fold loop shared by ``train-sw-fastedit`` and ``train-dins`` (not a sub-command itself)."""
+"""Arguments and fold loop shared by ``train-sw-fastedit``, ``train-dins`` and ``train-vista3d`` (not a sub-command
+itself)."""
 
 from __future__ import annotations
 

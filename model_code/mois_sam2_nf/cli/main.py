@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train-nnunet": ("train_nnunet", "train the nnU-Net v2 baseline with nnU-Net's own commands"),
     "train-sw-fastedit": ("train_sw_fastedit", "train the SW-FastEdit baseline (DynUNet + click guidance)"),
     "train-dins": ("train_dins", "train the DINs baseline and export it to ONNX"),
+    "train-vista3d": ("train_vista3d", "fine-tune the VISTA3D baseline (point and automatic branches)"),
     "report": ("report", "analyse a results folder: report.md, tables, figures, statistics"),
     "segment": ("segment", "segment one scan from a clicks JSON file"),
 }

@@ -56,7 +56,7 @@ class Scan:
 
 @runtime_checkable
 class InteractiveSegmenter(Protocol):
-    """What every model adapter implements (evaluation spec section 2).
+    """What every model adapter implements (docs/evaluation_protocol.md, Adapter contract).
 
     Capability flags: ``interactive`` (accepts clicks), ``automatic`` (has :meth:`automatic`), ``propagates``
     (:meth:`propagate` returns a mask).
@@ -119,10 +119,9 @@ ADAPTER_MODULES: dict[str, str] = {
     "sw_fastedit": "mois_sam2_nf.models.sw_fastedit.adapter",
     "dins": "mois_sam2_nf.models.dins.adapter",
     "region_growing": "mois_sam2_nf.models.region_growing.adapter",
+    "vista3d": "mois_sam2_nf.models.vista3d.adapter",
+    "nninteractive": "mois_sam2_nf.models.nninteractive.adapter",
 }
-
-#: models of the benchmark that this project has not implemented yet
-NOT_AVAILABLE: tuple[str, ...] = ("vista3d", "nninteractive")
 
 
 def create_segmenter(name: str, **kwargs: object) -> InteractiveSegmenter:
@@ -132,8 +131,6 @@ def create_segmenter(name: str, **kwargs: object) -> InteractiveSegmenter:
     if name not in _REGISTRY and name in ADAPTER_MODULES:
         importlib.import_module(ADAPTER_MODULES[name])
     if name not in _REGISTRY:
-        if name in NOT_AVAILABLE:
-            raise InputError(f"model {name!r} is not available in this version of mois-sam2-nf")
         known = sorted(set(_REGISTRY) | set(ADAPTER_MODULES))
         raise InputError(f"unknown model {name!r} (known: {', '.join(known)})")
     return _REGISTRY[name](**kwargs)

@@ -181,9 +181,11 @@ def train_loop(
     return fold_dir
 
 
-def write_fold_outputs(fold_dir: Path, model: torch.nn.Module, meta: dict[str, Any]) -> Path:
-    """Write ``checkpoint.pt`` and ``meta.json`` (plus normalisation, orientation and git commit); returns the former."""
-    checkpoint = fold_dir / "checkpoint.pt"
+def write_fold_outputs(fold_dir: Path, model: torch.nn.Module, meta: dict[str, Any],
+                       file_name: str = "checkpoint.pt") -> Path:
+    """Write the weights (``file_name``, ``{"model": state_dict}``) and ``meta.json`` (plus normalisation, orientation
+    and git commit); returns the former."""
+    checkpoint = fold_dir / file_name
     _save_atomic({"model": model.state_dict()}, checkpoint)
     write_json(fold_dir / META_FILE, meta | {"normalisation": NORMALISATION, "orientation": ORIENTATION,
                                             "git_commit": git_state()["git_commit"]})
