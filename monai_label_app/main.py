@@ -1,7 +1,8 @@
-"""MONAI Label entry point: ``monailabel start_server --app monai_label_app --studies <folder> --conf models all``.
+"""MONAI Label entry point, served by ``monai_label_app/start_server.sh`` (MONAI Label with this app and the app's
+HTTP front, ``--uvicorn_app mois_sam2_nf.serving.http:app``; see docs/security.md).
 
 MONAI Label loads this file and instantiates the MONAILabelApp subclass it finds here; the app itself (infer tasks,
-sessions, validation) lives in the package, :mod:`mois_sam2_nf.serving`.
+sessions, validation, datastore) lives in the package, :mod:`mois_sam2_nf.serving`.
 """
 
 from mois_sam2_nf.serving.app import MOISSAM2App

@@ -92,6 +92,20 @@ def corrupt_image(root: Path) -> Path:
     return _image(root)
 
 
+def _rewrite_image(root: Path, dtype: np.dtype) -> Path:
+    img = nib.load(str(_image(root)))
+    nib.save(nib.Nifti1Image(np.zeros(img.shape, dtype=dtype), img.affine), str(_image(root)))
+    return _image(root)
+
+
+def rgb_image(root: Path) -> Path:
+    return _rewrite_image(root, np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")]))
+
+
+def complex_image(root: Path) -> Path:
+    return _rewrite_image(root, np.dtype(np.complex64))
+
+
 def corrupt_label(root: Path) -> Path:
     _label(root).write_bytes(b"\x1f\x8b truncated gzip")
     return _label(root)
@@ -139,6 +153,8 @@ def leaked_test_patient(root: Path) -> Path:
 BAD_INPUTS = {
     "corrupt_image": (corrupt_image, "not a readable NIfTI"),
     "corrupt_label": (corrupt_label, "not a readable NIfTI"),
+    "rgb_image": (rgb_image, "voxel type R/G/B record of 24 bits is not supported"),
+    "complex_image": (complex_image, "voxel type complex64 is not supported"),
     "shape_mismatch": (shape_mismatch, "shape"),
     "affine_mismatch": (affine_mismatch, "affine differs"),
     "missing_label": (missing_label, "label file missing"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -61,8 +62,11 @@ def test_info_lists_the_four_tasks(app: MOISSAM2App) -> None:
     assert set(models) == {"mois_sam_interaction", "mois_sam_propagation", "remove_propagation_component",
                            "sam2_interaction"}
     assert models["mois_sam_interaction"]["type"] == "deepgrow"
-    assert "lesion_100" in models["mois_sam_interaction"]["labels"]
-    assert list(models["mois_sam_propagation"]["labels"]) == [PROPAGATED_LABEL]
+    # a short list without Slicer's "background": segments lesion_1 ... lesion_10, then the propagation, numbered
+    # 1 ... 11 in that order, which is how Slicer numbers the saved label's values and its label_info
+    assert list(models["mois_sam_interaction"]["labels"]) == [f"lesion_{n}" for n in range(1, 11)]
+    assert app.info()["labels"] == [f"lesion_{n}" for n in range(1, 11)] + [PROPAGATED_LABEL]
+    assert models["mois_sam_propagation"]["labels"] == {PROPAGATED_LABEL: 11}
     # the demo weights' metadata sets config and normalisation: plain SAM2 runs on [0, 1] frames as it was trained
     assert app.app_config.configs == {"mois_sam2": None, "sam2": None}
     plain = app._infers["sam2_interaction"].workspace.segmenter
@@ -108,8 +112,10 @@ def test_bad_requests_give_one_invalid_input_line(app: MOISSAM2App, tmp_path: Pa
              foreground=[[1, 1, 1]])
     _invalid(app, "outside the image", model="mois_sam_interaction", image="scan_a", label="lesion_1",
              foreground=[[40, 1, 1]])
-    _invalid(app, "not a lesion label", model="mois_sam_interaction", image="scan_a", label="lesion_101",
+    _invalid(app, "not a lesion label", model="mois_sam_interaction", image="scan_a", label="lesion_11",
              foreground=[[1, 1, 1]])
+    _invalid(app, "pick one of lesion_1 ... lesion_10", model="mois_sam_interaction", image="scan_a",
+             label="background", foreground=[[1, 1, 1]])
     _invalid(app, "foreground (positive)", model="mois_sam_interaction", image="scan_a", label="lesion_2",
              background=[[1, 1, 1]])
     _invalid(app, "[i, j, k]", model="sam2_interaction", image="scan_a", label="lesion_1", foreground=[[1, 1]])
@@ -159,50 +165,78 @@ def test_remove_components_3d_and_2d() -> None:
     np.testing.assert_array_equal(remove_components(mask, [(3, 3, 3)], view, "3d"), mask)  # background click
 
 
-@pytest.mark.slow
-def test_server_answers_slicer_requests_over_http(tmp_path: Path) -> None:
-    """The start script serves the app: /info/, one click (200 + label file) and one bad point (400 + message)."""
-    import os
-    import socket
-    import subprocess
-    import urllib.error
-    import urllib.request
+class _BrightVoxels:
+    """A stand-in segmenter whose lesion mask is the bright voxels of the scan it was started on (content-dependent)."""
 
-    _write_study(tmp_path, "scan_a")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = os.environ | {"PORT": str(port), "MODELS": "mois_sam2"}
-    server = subprocess.Popen([str(APP_DIR / "start_server.sh"), str(tmp_path), "--conf", "early_stop_k", "2"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    name = "bright_voxels"
 
-    def post(params: str) -> tuple[int, bytes]:
-        boundary = "mois-sam2-nf"
-        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="params"\r\n\r\n{params}\r\n'
-                f"--{boundary}--\r\n").encode()
-        request = urllib.request.Request(f"{base}/infer/mois_sam_interaction?image=scan_a&output=json", data=body,
-                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read()
+    def __init__(self) -> None:
+        self.started: list[np.ndarray] = []
 
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/info/", timeout=5) as answer:
-                    assert b"mois_sam_interaction" in answer.read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(2)
-        status, body = post('{"label": "lesion_1", "foreground": [[14, 6, 25]], "background": []}')
-        assert status == 200 and b'"lesion_id":1' in body
-        status, body = post('{"label": "lesion_1", "foreground": [[99, 6, 25]]}')
-        assert status == 400 and b"outside the image" in body
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+    def start_scan(self, scan) -> None:
+        self.started.append(np.asarray(scan.image))
+
+    def add_clicks(self, lesion_id: int, clicks) -> np.ndarray:
+        return self.started[-1] > 500
+
+    def forget_lesion(self, lesion_id: int) -> None:
+        pass
+
+    def end_scan(self) -> None:
+        pass
+
+
+def test_workspace_notices_new_content_under_the_same_path(tmp_path: Path) -> None:
+    segmenter = _BrightVoxels()
+    workspace = AnnotationWorkspace(segmenter)  # type: ignore[arg-type]
+    path = _write_study(tmp_path, "scan", seed=0)
+    clicks = parse_click_request({"label": "lesion_1", "foreground": [[14, 6, 25]]}, SHAPE).clicks
+    first = workspace.segment(path, 1, "lesion_1", clicks).copy()
+    replacement = np.zeros(SHAPE, np.int16)
+    replacement[0:4, 0:4, 0:4] = 900
+    nib.save(nib.Nifti1Image(replacement, AFFINE), tmp_path / "upload.nii.gz")
+    os.replace(tmp_path / "upload.nii.gz", path)  # a re-upload under the same name
+    second = workspace.segment(path, 1, "lesion_1", clicks)
+    assert len(segmenter.started) == 2 and not np.array_equal(first, second)
+    np.testing.assert_array_equal(second, replacement > 500)
+    workspace.segment(path, 1, "lesion_1", clicks)
+    assert len(segmenter.started) == 2  # unchanged file: the cached scan is kept
+
+
+def test_app_conf_refuses_a_missing_device_and_bad_label_counts() -> None:
+    from mois_sam2_nf.serving.infer_tasks import AppConfig
+
+    with pytest.raises(InputError, match="conf device 'bogus'"):
+        AppConfig.from_conf({"device": "bogus"}, APP_DIR.parent)
+    for count in ("0", "5000"):
+        with pytest.raises(InputError, match="max_lesions"):
+            AppConfig.from_conf({"max_lesions": count, "device": "cpu"}, APP_DIR.parent)
+    assert AppConfig.from_conf({"max_lesions": "3", "device": "cpu"}, APP_DIR.parent).max_lesions == 3
+
+
+def test_internal_failure_is_a_500_with_its_message_and_the_front_keeps_serving(
+        app: MOISSAM2App, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+    from monailabel.config import settings
+    from monailabel.interfaces.utils import app as app_cache
+
+    from mois_sam2_nf.serving.http import create_app
+
+    monkeypatch.setattr(settings, "MONAI_LABEL_APP_DIR", app.app_dir)
+    monkeypatch.setattr(settings, "MONAI_LABEL_STUDIES", app.studies)
+    monkeypatch.setitem(app_cache.apps, f"{app.app_dir}{app.studies}", app)
+    workspace = app._infers["sam2_interaction"].workspace
+
+    def broken(*args: object) -> np.ndarray:
+        raise RuntimeError("out of memory on the test device")
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    params = {"params": (None, '{"label": "lesion_1", "foreground": [[14, 6, 25]]}')}
+    with monkeypatch.context() as failing:
+        failing.setattr(workspace, "segment", broken)
+        answer = client.post("/infer/sam2_interaction", params={"image": "scan_a", "output": "json"}, files=params)
+        assert answer.status_code == 500
+        assert answer.json() == {"detail": "internal error (RuntimeError): out of memory on the test device"}
+    assert client.get("/info/").status_code == 200
+    answer = client.post("/infer/sam2_interaction", params={"image": "scan_a", "output": "json"}, files=params)
+    assert answer.status_code == 200 and answer.json()["lesion_id"] == 1

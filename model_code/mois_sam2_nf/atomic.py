@@ -1,17 +1,21 @@
 """Atomic file writes: write to a temporary sibling, then ``os.replace`` onto the final name.
 
 A crash or an error while writing never leaves a partial file under the final name, and an existing file is only
-replaced once the new one is complete.
+replaced once the new one is complete. :func:`atomic_dir` does the same for a set of files that belong together
+(all of them or none), and :func:`check_output_dir` tells before any work whether a folder can be written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from mois_sam2_nf.errors import InputError
 
 
 def _suffixes(path: Path) -> str:
@@ -37,6 +41,50 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Raise :class:`InputError` unless ``path`` is, or can be created as, a writable folder.
+
+    Checked before any expensive work so that a bad output path fails at once: ``path`` must not be an existing file,
+    no existing ancestor may be a file, and the nearest existing ancestor must be writable.
+    """
+    final = Path(path)
+    if final.exists() and not final.is_dir():
+        raise InputError(f"{final}: {what} exists and is not a folder")
+    existing = final
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{final}: {what} cannot be created, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{final}: {what} is not writable ({existing} does not allow writing)")
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling folder of ``path`` to write a set of files into; publish them only on success.
+
+    On success a new ``path`` is created by renaming the temporary folder (one atomic step); if ``path`` already is a
+    folder, each written file is moved onto its final name with ``os.replace`` (other files in it are left alone). On
+    an error the temporary folder and everything in it are removed and ``path`` is untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.is_dir():
+            for item in sorted(tmp.iterdir()):
+                os.replace(item, final / item.name)
+        else:
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -61,8 +61,43 @@ class Volume:
         return float(np.prod(self.header.get_zooms()[:3]))
 
 
+def _squeezed_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The 3-D grid of a stored shape: trailing singleton dimensions dropped; :class:`InputError` unless 3-D."""
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise InputError(f"{path}: expected a 3-D volume, got shape {tuple(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def _check_scalar_dtype(path: Path, dtype: np.dtype) -> None:
+    """Only real scalar voxels (bool, integer, float): RGB / vector (structured) and complex images are refused."""
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        shown = f"{'/'.join(dtype.names)} record of {dtype.itemsize * 8} bits" if dtype.names else str(dtype)
+        raise InputError(f"{path}: voxel type {shown} is not supported (expected one real scalar value per voxel, "
+                         f"not RGB, vector or complex data)")
+
+
+def nifti_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Grid shape ``(I, J, K)`` of a NIfTI file from its header only (voxels are not read).
+
+    Applies the checks of :func:`load_nifti` that need no voxels (readable header, 3-D grid, scalar voxel type).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        dtype = np.dtype(img.get_data_dtype())
+    except Exception as err:  # nibabel raises many types for corrupt files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: not a readable NIfTI file ({reason})") from None
+    _check_scalar_dtype(path, dtype)
+    return _squeezed_shape(path, tuple(int(n) for n in img.shape))
+
+
 def load_nifti(path: str | os.PathLike[str]) -> Volume:
-    """Read a 3-D NIfTI image; reject unreadable, non-3-D or non-finite data.
+    """Read a 3-D NIfTI image; reject unreadable, non-3-D, non-scalar (RGB, complex) or non-finite data.
 
     Trailing singleton dimensions (``(I, J, K, 1)``) are squeezed.
     """
@@ -71,14 +106,15 @@ def load_nifti(path: str | os.PathLike[str]) -> Volume:
         raise InputError(f"{path}: file not found")
     try:
         img = nib.load(str(path))
+        _check_scalar_dtype(path, np.dtype(img.get_data_dtype()))
         array = np.asanyarray(img.dataobj)
+    except InputError:
+        raise
     except Exception as err:  # nibabel raises many types for corrupt files
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: not a readable NIfTI file ({reason})") from None
-    while array.ndim > 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
-        raise InputError(f"{path}: expected a 3-D volume, got shape {tuple(array.shape)}")
+    _check_scalar_dtype(path, array.dtype)
+    array = array.reshape(_squeezed_shape(path, tuple(array.shape)))
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InputError(f"{path}: contains NaN or infinite values")
     affine = np.asarray(img.affine, dtype=np.float64)
@@ -131,18 +167,25 @@ def save_nifti(
 ) -> Path:
     """Atomically write ``array`` (dtype kept) with ``affine``; returns the final path.
 
-    ``like`` copies qform/sform codes (and other header fields) from an existing header so a prediction lies in
-    exactly the space of its image.
+    With ``like`` (the header of the image the array lies on) the file keeps that header's qform and sform matrices
+    and their codes exactly (also when they differ, or when a code is 0) and its other fields, except the data type,
+    shape, intensity scaling and display range (``cal_min`` / ``cal_max``), which describe the new voxels. ``affine``
+    must then be the affine nibabel derives from ``like`` (``Volume.affine`` of that image); a different one is a
+    programming error (``ValueError``). Without ``like`` both qform and sform are ``affine`` with code 1 (scanner).
     """
-    header = like.copy() if like is not None else None
-    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, dtype=np.float64), header=header)
-    img.set_data_dtype(np.asarray(array).dtype)
+    data = np.asarray(array)
+    affine = np.asarray(affine, dtype=np.float64)
     if like is not None:
-        img.set_qform(affine, code=int(like["qform_code"]) or 1)
-        img.set_sform(affine, code=int(like["sform_code"]) or 1)
+        header = like.copy()
+        header["cal_min"], header["cal_max"] = 0.0, 0.0
+        img = nib.Nifti1Image(data, None, header=header)
+        if not np.allclose(img.header.get_best_affine(), affine, rtol=0.0, atol=AFFINE_TOLERANCE_MM):
+            raise ValueError("save_nifti: affine does not match the affine of the 'like' header")
     else:
+        img = nib.Nifti1Image(data, affine)
         img.set_qform(affine, code=1)
         img.set_sform(affine, code=1)
+    img.set_data_dtype(data.dtype)
     if descrip is not None:
         img.header["descrip"] = descrip.encode()[:79]
     with atomic_path(path) as tmp:

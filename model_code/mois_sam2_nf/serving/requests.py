@@ -2,12 +2,14 @@
 
 Slicer posts ``params`` as JSON, e.g. ``{"label": "lesion_3", "foreground": [[i, j, k], ...], "background": [...]}``.
 Points are voxel indices ``(i, j, k)`` of the image array as nibabel loads it; Slicer resends every point placed so far
-for that label, so the two lists are the label's full click history. Every problem becomes one
+for that label, so the two lists are the label's full click history. Names that become file names on the server
+(image ids, label tags, session ids) must be :func:`safe_name` s. Every problem becomes one
 :class:`~mois_sam2_nf.errors.InputError` line naming the field.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +22,36 @@ from mois_sam2_nf.errors import InputError
 LESION_LABEL = re.compile(r"lesion_([1-9][0-9]*)")
 #: label of the propagation result
 PROPAGATED_LABEL = "propagated_neurofibromas"
+#: names that may become file or folder names on the server: a letter or digit first, then letters, digits, ``_``,
+#: ``-`` and ``.``, at most 128 characters (no separators; ``..`` is refused separately)
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: largest accepted ``params`` form field (characters)
+MAX_PARAMS_CHARS = 1_000_000
+
+
+def safe_name(what: str, value: object) -> str:
+    """``value`` if it is a :data:`SAFE_NAME` without ``..``; :class:`InputError` naming ``what`` otherwise."""
+    if not isinstance(value, str) or SAFE_NAME.fullmatch(value) is None or ".." in value:
+        raise InputError(f"{what} {value!r} is not allowed (use letters, digits, '_', '-' and '.', starting with a "
+                         f"letter or digit; no path separators or '..')")
+    return value
+
+
+def parse_params(text: str | None) -> dict[str, object]:
+    """The ``params`` form field of a request: a JSON object (empty or missing = ``{}``)."""
+    if text is None or not text.strip():
+        return {}
+    if len(text) > MAX_PARAMS_CHARS:
+        raise InputError(f"request field 'params' is {len(text)} characters long (limit {MAX_PARAMS_CHARS})")
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"request field 'params' is not valid JSON ({err.msg} at column {err.colno})") from None
+    except RecursionError:
+        raise InputError("request field 'params' is nested too deeply") from None
+    if not isinstance(params, dict):
+        raise InputError(f"request field 'params' must be a JSON object, got {type(params).__name__}")
+    return params
 
 
 def lesion_labels(count: int) -> dict[str, int]:
@@ -31,7 +63,8 @@ def lesion_id(label: str, count: int) -> int:
     """Object id of a lesion label; :class:`InputError` unless it is ``lesion_1`` ... ``lesion_<count>``."""
     match = LESION_LABEL.fullmatch(label)
     if match is None or not 1 <= int(match.group(1)) <= count:
-        raise InputError(f"label {label!r} is not a lesion label (expected lesion_1 ... lesion_{count})")
+        raise InputError(f"label {label!r} is not a lesion label: pick one of lesion_1 ... lesion_{count} "
+                         f"(one per lesion) before clicking")
     return int(match.group(1))
 
 
@@ -69,6 +102,11 @@ class ClickRequest:
 
     label: str
     clicks: tuple[Click, ...]
+
+    def require_foreground(self) -> None:
+        """:class:`InputError` unless at least one click is positive (a lesion starts from a foreground point)."""
+        if not self.positives:
+            raise InputError(f"{self.label}: needs at least one foreground (positive) point")
 
     @property
     def positives(self) -> tuple[Click, ...]:

@@ -3,9 +3,12 @@
 An :class:`AnnotationWorkspace` owns one segmenter (any :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`)
 and the image it works on. The segmenter's per-scan caches (the SAM2 embedding cache, the
 MOIS-SAM2 exemplar bank) are reused by every request on that image; they are dropped when a request names another
-image or after ``idle_timeout_s`` seconds without requests. All coordinates are voxel indices ``(i, j, k)`` of the
-image array as nibabel loads it; masks are bool ``(I, J, K)`` arrays. Methods are thread-safe: they hold
-:attr:`AnnotationWorkspace.lock` (re-entrant), which callers also take to keep a result and its image together.
+image, when the file's content changed since it was read (a re-upload under the same name: its inode, size or
+modification time differ), or after ``idle_timeout_s`` seconds without requests. All coordinates are voxel indices
+``(i, j, k)`` of the image array as nibabel loads it; masks are bool ``(I, J, K)`` arrays. Methods are thread-safe:
+they hold :attr:`AnnotationWorkspace.lock` (re-entrant, one per workspace, so one model's work on its image is
+serialised while other models and other requests go on), which callers also take to keep a result and its image
+together.
 """
 
 from __future__ import annotations
@@ -24,9 +27,19 @@ from mois_sam2_nf.data.io import Volume, case_id, load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, InteractiveSegmenter, Scan
-from mois_sam2_nf.serving.requests import PROPAGATED_LABEL
+from mois_sam2_nf.serving.requests import PROPAGATED_LABEL, ClickRequest
 
 RemovalMode = Literal["3d", "2d"]
+
+
+class NoLesionClicked(InputError):
+    """Propagation was asked for before any lesion of the image was clicked."""
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> tuple[str, int, int, int, int]:
+    """``(real path, device, inode, size, mtime ns)`` of a file: changes when the file is replaced or rewritten."""
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def remove_components(mask: np.ndarray, points: Sequence[tuple[int, int, int]], view: ScanView,
@@ -77,6 +90,7 @@ class AnnotationWorkspace:
         self.lock = threading.RLock()
         self._timer: threading.Timer | None = None
         self._last_used = 0.0
+        self._fingerprint: tuple[str, int, int, int, int] | None = None
         self.image_id: str | None = None
         self.image: Volume | None = None
         self.scan: Scan | None = None
@@ -84,16 +98,22 @@ class AnnotationWorkspace:
         self.masks: dict[str, np.ndarray] = {}
 
     def open(self, path: str | os.PathLike[str]) -> Volume:
-        """Make the image at ``path`` the current image (the path is its id); another image drops the previous state."""
+        """Make the image at ``path`` the current image (the path is its id); another image, or the same path with
+        other content, drops the previous state."""
         image_id = str(path)
         with self.lock:
-            if self.image_id != image_id:
+            try:
+                fingerprint = file_fingerprint(path)
+            except OSError:
+                raise InputError(f"{path}: file not found") from None
+            if self.image_id != image_id or self._fingerprint != fingerprint:
                 self.close()
                 image = load_nifti(path)
                 shape = tuple(image.array.shape)
                 scan = Scan(case_id(path), image.array, image.affine, ScanView.from_affine(image.affine, shape))
                 self.segmenter.start_scan(scan)
                 self.image_id, self.image, self.scan = image_id, image, scan
+                self._fingerprint = fingerprint
             self._touch()
             return self.image
 
@@ -108,8 +128,7 @@ class AnnotationWorkspace:
         with self.lock:
             self.open(path)
             clicks = tuple(clicks)
-            if not any(c.positive for c in clicks):
-                raise InputError(f"{label}: needs at least one foreground (positive) point")
+            ClickRequest(label, clicks).require_foreground()
             previous = self.clicks.get(lesion_id)
             extends = previous is not None and label in self.masks and clicks[: len(previous)] == previous
             if not extends:
@@ -129,7 +148,7 @@ class AnnotationWorkspace:
             if not getattr(self.segmenter, "propagates", False):
                 raise InputError(f"model {self.segmenter.name!r} does not propagate to unprompted lesions")
             if not self.clicks:
-                raise InputError(f"{path}: click at least one lesion before running propagation")
+                raise NoLesionClicked(f"{path}: click at least one lesion (lesion_1, ...) before running propagation")
             self.masks[PROPAGATED_LABEL] = np.asarray(self.segmenter.propagate(), dtype=bool)
             self._touch()
             return self.masks[PROPAGATED_LABEL]
@@ -154,7 +173,7 @@ class AnnotationWorkspace:
                 self._timer = None
             if self.image_id is not None:
                 self.segmenter.end_scan()
-            self.image_id, self.image, self.scan = None, None, None
+            self.image_id, self.image, self.scan, self._fingerprint = None, None, None, None
             self.clicks, self.masks = {}, {}
 
     def _touch(self) -> None:
