@@ -1,4 +1,4 @@
-"""Fabricated result folders in the exact format of evaluation spec section 9, for the analysis tests.
+"""Fabricated result folders in the exact format of docs/evaluation_protocol.md (Result files), for the analysis tests.
 
 :func:`build_results` writes ``<root>/<run_id>/{manifest.json, interactions.csv, case_metrics.csv,
 lesion_metrics.csv, predictions/<case>.nii.gz}`` (sweep runs of the models in ``sweep_metrics`` also

@@ -1,4 +1,4 @@
-"""Simulated clicks (evaluation spec section 5; acceptance checks 2-4 of section 11)."""
+"""Simulated clicks (docs/evaluation_protocol.md, Click simulation: fix (a), seeding, ``center``)."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_first_interaction_on_empty_prediction_gives_one_positive_click(view: Sc
 
 
 def test_fix_a_ranking_uses_the_real_prediction(view: ScanView) -> None:
-    """Spec 11.2: with the lesion-richest patch predicted perfectly, the positive click goes to another patch."""
+    """Fix (a): with the lesion-richest patch predicted perfectly, the positive click goes to another patch."""
     target_c = np.zeros(view.canonical_shape, dtype=bool)
     target_c[2:12, 2:12, 0:4] = True          # 400 voxels in patch (0, 0, 0): the lesion-richest patch
     target_c[20:23, 18:21, 5:7] = True        # 18 voxels in patch (1, 1, 1)

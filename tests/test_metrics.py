@@ -1,4 +1,4 @@
-"""Final metrics (evaluation spec section 7) cross-checked against MONAI, panoptica and brute force (section 10)."""
+"""Final metrics (docs/evaluation_protocol.md) cross-checked against MONAI, panoptica and brute force."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""MOIS-SAM2 / SAM2 configs, builders and checkpoints: b+ key/shape list (spec 3.2), strict reloads, official SAM2.1
-checkpoints from sam2's own builder, bad files, reference YAML remapping."""
+"""MOIS-SAM2 / SAM2 configs, builders and checkpoints: b+ key/shape list (released checkpoint), strict reloads,
+official SAM2.1 checkpoints from sam2's own builder, bad files, reference YAML remapping."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class CountingOracle:
         return self.inner.add_clicks(lesion_id, clicks)
 
 
-# ------------------------------------------------------------------------------------------------ targets (spec 3)
+# -------------------------------------------------------------------------------------------- targets (lesion order)
 def test_size_desc_visits_largest_first_and_keeps_k() -> None:
     label = lesion_mask((3, 1, 0, 2)).astype(np.uint8)
     plan = plan_targets(label, VIEW, 3, "size_desc", VOXEL_ML)

@@ -1,4 +1,4 @@
-"""Synthetic cohort (specs/data.md §6, §8 checks 2-6) on the session's `tiny` cohort (seed 0, one worker)."""
+"""Synthetic cohort (docs/synthetic_data.md) on the session's `tiny` cohort (seed 0, one worker)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mois_sam2_nf.data.view import ScanView
 
 TINY = PRESETS["tiny"]
 SET_DIRS = {s.name: (s.images_dir, s.labels_dir) for s in TINY.sets}
-#: tiny composition (specs/data.md §6.2): set -> (scans, patients)
+#: tiny composition (docs/synthetic_data.md, Sets and sites): set -> (scans, patients)
 COMPOSITION = {"train": (8, 6), "ts1": (2, 2), "ts2": (2, 2), "ts3": (2, 1), "ts4": (2, 2)}
 FIRST_ID = {"train": 1000, "ts1": 2000, "ts2": 3000, "ts3": 4000, "ts4": 5000}
 

@@ -1,4 +1,4 @@
-"""End-to-end trainer runs on the sliced `tiny` cohort (spec §7 smoke settings at 128 px to stay fast on CPU).
+"""End-to-end trainer runs on the sliced `tiny` cohort (the ``_smoke.yaml`` settings at 128 px to stay fast on CPU).
 
 - MOIS-SAM2 smoke run (demo model, 3-frame clips, 2 objects, bank of 4, 1 epoch x 2 iterations) writes a checkpoint that
   the model builder loads strictly, records its inference metadata, the export script strips it (the metadata stays,

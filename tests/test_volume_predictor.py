@@ -47,7 +47,7 @@ def random_volume(shape: tuple[int, int, int] = (40, 32, 5), seed: int = 0) -> n
 
 
 def _upstream_state(model: torch.nn.Module, images: torch.Tensor, shape: tuple[int, int, int], tmp: Path) -> dict:
-    """Upstream state on a JPEG folder of the right frame size, then given our exact input tensor (spec 6.5)."""
+    """Upstream state on a JPEG folder of the right frame size, then given our exact input tensor (parity set-up)."""
     height, width, frames = shape
     for f in range(frames):
         Image.fromarray(np.zeros((height, width, 3), dtype=np.uint8)).save(tmp / f"{f:05d}.jpg")

@@ -1,4 +1,4 @@
-"""Read one or many evaluation run folders (evaluation spec section 9) into pandas tables.
+"""Read one or many evaluation run folders (docs/evaluation_protocol.md, Result files) into pandas tables.
 
 A *run folder* is a directory that holds ``manifest.json`` or ``case_metrics.csv`` (or, for a run killed before it
 concatenated its files, ``cases/<case_id>/metrics.csv``). A *results folder* is either one run folder or any directory
@@ -122,7 +122,8 @@ class Results:
     Attributes:
         root: the results folder that was read.
         runs: one :class:`RunInfo` per run folder, sorted by run id.
-        cases: ``case_metrics.csv`` rows of all runs (spec section 9 columns), ``test_set`` normalised.
+        cases: ``case_metrics.csv`` rows of all runs (columns of ``evaluation.results.CASE_METRIC_COLUMNS``),
+            ``test_set`` normalised.
         interactions: ``interactions.csv`` rows of all runs.
         lesions: ``lesion_metrics.csv`` rows of all runs, with ``model, mode, test_set, fold`` joined from the run.
         sweep: ``sweep_metrics.csv`` rows of the prompted-lesion sweep runs that wrote them, ``test_set``

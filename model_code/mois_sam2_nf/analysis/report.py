@@ -249,7 +249,8 @@ def build_report(
 ) -> Path:
     """Read ``results_dir``, analyse it (``options`` go to :func:`analyse`) and write the report.
 
-    ``out_dir`` defaults to ``results_dir`` (so ``summary.csv`` lands in ``evaluation/results/`` as the spec says).
+    ``out_dir`` defaults to ``results_dir`` (so ``summary.csv`` lands in ``evaluation/results/``, where ``evaluate``
+    writes it too).
     Returns the path of ``report.md``.
     """
     results = load_results(results_dir)

@@ -1,4 +1,4 @@
-"""Paired Wilcoxon signed-rank tests between models (evaluation spec section 8).
+"""Paired Wilcoxon signed-rank tests between models (docs/evaluation_protocol.md, Aggregation).
 
 A *family* is one ``(mode, test_set, metric)``. Within a family the comparisons are the reference model against each
 other model when the reference is present, otherwise every pair of models. Two models are paired by
@@ -24,7 +24,7 @@ from mois_sam2_nf.analysis.tables import natural_key, sort_groups
 
 PAIR_KEY: tuple[str, str] = ("case_id", "fold")
 
-#: default reference model (spec: MOIS-SAM2 against each baseline)
+#: default reference model (MOIS-SAM2 is tested against each baseline)
 DEFAULT_REFERENCE = "mois_sam2"
 
 STAT_COLUMNS: tuple[str, ...] = (

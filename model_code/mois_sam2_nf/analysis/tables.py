@@ -1,8 +1,8 @@
 """Tables of case metrics: the wide benchmark table, prompted-lesion sweep rows and Markdown rendering.
 
 The long summary (``summary.csv``: mean, population std, median, n per model, mode, test set and metric; folds
-pooled, evaluation spec section 8) is :func:`mois_sam2_nf.evaluation.results.summarise`, the same function the
-runner uses. Prompted-lesion *sweep* runs (mode name containing ``"sweep"``) get their own figure and table
+pooled, docs/evaluation_protocol.md, Aggregation) is :func:`mois_sam2_nf.evaluation.results.summarise`, the same
+function the runner uses. Prompted-lesion *sweep* runs (mode name containing ``"sweep"``) get their own figure and table
 (:func:`prompted_lesion_rows`, :func:`sweep_table`) and are kept out of the benchmark table, the box plot and the
 tests (:func:`benchmark_rows`).
 """

@@ -1,4 +1,4 @@
-"""Intensity scaling for SAM2-family models (data spec section 2.2)."""
+"""Intensity scaling for SAM2-family models (docs/synthetic_data.md, Intensity scaling)."""
 
 from __future__ import annotations
 

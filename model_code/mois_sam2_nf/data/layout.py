@@ -1,4 +1,6 @@
-"""The raw NIfTI layout (data spec section 1): scan sets, image/label pairs, the case -> patient map, validation.
+"""The raw NIfTI layout: scan sets, image/label pairs, the case -> patient map, validation.
+
+Described in docs/synthetic_data.md, Raw data layout.
 
 A raw root holds one folder per scan set and its instance-label folder::
 

@@ -1,4 +1,4 @@
-"""Export of the raw layout to the nnU-Net v2 raw format (data spec section 5).
+"""Export of the raw layout to the nnU-Net v2 raw format (docs/synthetic_data.md, nnU-Net export).
 
 Layout written under ``<out>/Dataset<NNN>_<name>/``::
 

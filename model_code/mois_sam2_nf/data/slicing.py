@@ -1,4 +1,4 @@
-"""3-D -> 2-D slice export for SAM2-style training and inspection (data spec section 3).
+"""3-D -> 2-D slice export for SAM2-style training and inspection (docs/synthetic_data.md, Slicing to 2-D).
 
 For each case of a raw set the export writes, in the canonical coronal view (rows S->I, cols R->L, frames P->A)::
 

@@ -1,4 +1,4 @@
-"""Patient-level cross-validation folds (data spec section 4).
+"""Patient-level cross-validation folds (docs/synthetic_data.md, Patient-level folds).
 
 Algorithm (deterministic for a given seed): sort the unique patient ids of the ``imagesTr`` cases as strings, permute
 them with ``numpy.random.default_rng(seed).permutation``, then walk the permuted patients and give each one (with all

@@ -1,4 +1,6 @@
-"""Simulated user: corrective clicks from a target and the current prediction (evaluation spec section 5).
+"""Simulated user: corrective clicks from a target and the current prediction.
+
+Described in docs/evaluation_protocol.md, Click simulation.
 
 Inputs and outputs live on the **original grid** (``(I, J, K)`` bool masks, clicks as ``(i, j, k)`` voxel indices);
 the simulator itself works on the canonical coronal view ``(rows S->I, cols R->L, frames P->A)`` of
@@ -138,7 +140,7 @@ def _patch_sizes(shape: tuple[int, int, int], patch: tuple[int, int, int]) -> np
 
 def patch_dice_losses(target: np.ndarray, prediction: np.ndarray, view: ScanView,
                       patch: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-patch Dice loss of the lesion and background channels (spec section 5.1 steps 1-3).
+    """Per-patch Dice loss of the lesion and background channels (docs/evaluation_protocol.md, patch_dt steps 1-2).
 
     Counts come from the sparse foreground of both masks, so the cost grows with the number of foreground voxels.
 
@@ -201,7 +203,7 @@ def sample_error_voxel(error: np.ndarray, dt_clip: float | None, rng: np.random.
 
 def center_click(target: np.ndarray, prediction: np.ndarray, view: ScanView,
                  use_spacing: bool = False) -> tuple[tuple[int, int, int], bool] | None:
-    """``center`` strategy (spec section 5.2).
+    """``center`` strategy (docs/evaluation_protocol.md, center).
 
     Takes the largest 26-connected component of ``FN | FP`` (size ties: first voxel in canonical raster order) and
     the maximum of its Euclidean distance transform, where every voxel outside the component -- including beyond the

@@ -1,4 +1,6 @@
-"""Run identity and provenance: the config hash, ``run_id`` and ``manifest.json`` (evaluation spec section 9).
+"""Run identity and provenance: the config hash, ``run_id`` and ``manifest.json``.
+
+Described in docs/evaluation_protocol.md, Result files.
 
 ``run_id = {model}__{mode}__{test set}__fold{f}__{config-hash8}``; the test-set token is the test-set name without
 underscores (``ts1``, ``val1``) so that ``__`` stays an unambiguous separator.

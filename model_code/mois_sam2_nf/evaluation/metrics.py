@@ -1,4 +1,4 @@
-"""Final lesion-wise metrics of one case (evaluation spec section 7) and interaction-curve summaries.
+"""Final lesion-wise metrics of one case (docs/evaluation_protocol.md, Final metrics) and interaction-curve summaries.
 
 Every function takes masks on the **original grid** (``(I, J, K)`` arrays as nibabel loads them) and voxel spacing
 as the header zooms ``(i_mm, j_mm, k_mm)``. Components are labelled with cc3d; per-lesion quantities are computed from
@@ -287,7 +287,7 @@ def _check_inputs(gt: np.ndarray, pred: np.ndarray, spacing_mm: Sequence[float],
 
 def case_metrics(gt: np.ndarray, pred: np.ndarray, spacing_mm: tuple[float, float, float], config: MetricConfig,
                  prompt_ranks: np.ndarray | None = None) -> tuple[dict[str, float | int | None], list[dict]]:
-    """All final metrics of one case (spec section 7) on the size-filtered masks.
+    """All final metrics of one case (docs/evaluation_protocol.md, Final metrics) on the size-filtered masks.
 
     Args:
         gt, pred: ``(I, J, K)`` masks on the original grid (non-zero = foreground).

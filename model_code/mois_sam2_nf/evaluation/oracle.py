@@ -36,7 +36,9 @@ from mois_sam2_nf.errors import InputError
 
 @register_segmenter("oracle")
 class OracleSegmenter:
-    """Returns the ground-truth lesions under a target's positive clicks (evaluation spec section 2).
+    """Returns the ground-truth lesions under a target's positive clicks.
+
+    See docs/evaluation_protocol.md, Adapter contract.
 
     Args:
         automatic: also act as an automatic model (:meth:`automatic` returns the whole ground truth).

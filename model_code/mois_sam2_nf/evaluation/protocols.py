@@ -1,4 +1,4 @@
-"""The interaction protocols of evaluation spec section 4, driving any :class:`InteractiveSegmenter` on one scan.
+"""The interaction protocols (docs/evaluation_protocol.md), driving any :class:`InteractiveSegmenter` on one scan.
 
 Modes:
 

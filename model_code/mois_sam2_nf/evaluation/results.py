@@ -1,5 +1,5 @@
-"""Result tables of an evaluation run (evaluation spec section 9): exact CSV columns, atomic writers, concatenation
-of the per-case files into run-level files, and the results-root ``summary.csv``.
+"""Result tables of an evaluation run (docs/evaluation_protocol.md, Result files): exact CSV columns, atomic
+writers, concatenation of the per-case files into run-level files, and the results-root ``summary.csv``.
 
 Layout of a run folder::
 
@@ -183,8 +183,8 @@ def concatenate_run(run_dir: str | os.PathLike[str]) -> list[str]:
 def summarise(case_metrics: pd.DataFrame) -> pd.DataFrame:
     """Long summary (one row per model, mode, test set and metric): mean, population std, median and n.
 
-    Rows of all folds are pooled (evaluation spec section 8); empty cells are ignored per metric and metrics with
-    no value at all are left out.
+    Rows of all folds are pooled (docs/evaluation_protocol.md, Aggregation); empty cells are ignored per metric and
+    metrics with no value at all are left out.
     """
     metrics = [c for c in CASE_METRIC_COLUMNS if c in case_metrics.columns and c not in _NOT_SUMMARISED]
     rows = []

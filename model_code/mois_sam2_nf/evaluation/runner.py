@@ -1,4 +1,6 @@
-"""The resumable evaluation runner behind ``mois-sam2-nf evaluate`` (evaluation spec sections 4 and 9).
+"""The resumable evaluation runner behind ``mois-sam2-nf evaluate``.
+
+Protocols and result files: docs/evaluation_protocol.md.
 
 One run = one (model, mode, test set, fold, config). The config is composed with Hydra's compose API from the
 package's ``configs/evaluate.yaml`` plus command-line overrides (no working-directory change, no Hydra output

@@ -1,4 +1,4 @@
-"""Prompted lesions and their visiting order (evaluation spec section 3).
+"""Prompted lesions and their visiting order (docs/evaluation_protocol.md, Lesions and prompt order).
 
 The ground truth is binarised (``> 0``); its lesions are the 26-connected components of the unfiltered mask (their
 number is ``n``). ``K = num_lesions`` targets are prompted, built in the canonical view so that ties are broken in

@@ -1,7 +1,8 @@
 """Clip augmentation, identical for every frame of a clip (torchvision ``transforms.v2``).
 
-Order (spec §7): horizontal flip (p 0.5), random affine (rotation ±degrees, shear ±shear), square resize to the model
-input size without keeping the aspect ratio (bicubic + antialias for the image, nearest for masks), clamp to [0, 1].
+Order (docs/method.md, Augmentation): horizontal flip (p 0.5), random affine (rotation ±degrees, shear ±shear),
+square resize to the model input size without keeping the aspect ratio (bicubic + antialias for the image, nearest
+for masks), clamp to [0, 1].
 No intensity normalisation. One transform call draws one set of parameters and applies it to the whole clip.
 """
 

@@ -1,4 +1,4 @@
-"""Clips of consecutive coronal slices read from the sliced layout (data spec §3).
+"""Clips of consecutive coronal slices read from the sliced layout (docs/synthetic_data.md, Slicing to 2-D).
 
 Layout read (``root`` is e.g. ``data/processed``)::
 

@@ -23,7 +23,10 @@ import torch
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """Optimiser and schedule settings (spec §7). ``lr`` / ``encoder_lr`` are ``(start, end)`` of the cosine."""
+    """Optimiser and schedule settings (docs/method.md, Training).
+
+    ``lr`` / ``encoder_lr`` are ``(start, end)`` of the cosine.
+    """
 
     lr: tuple[float, float] = (5e-6, 5e-7)
     encoder_lr: tuple[float, float] = (3e-6, 3e-7)

@@ -33,7 +33,7 @@ class PromptPlan:
 
 @dataclass(frozen=True)
 class PromptSettings:
-    """Click-simulation settings (spec §7).
+    """Click-simulation settings (docs/method.md, Prompt simulation).
 
     Attributes:
         num_init_cond_frames: most initial conditioning frames (frame 0 always is one).

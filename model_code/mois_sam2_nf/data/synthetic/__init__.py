@@ -1,7 +1,7 @@
 """Synthetic whole-body MRI cohort (coronal STIR-like, multi-station) -- the project's embedded default data set.
 
 ``generate_cohort(preset, out_dir, seed, workers)`` writes the raw layout, ``patients.csv`` and
-``synthetic_manifest.json`` (specs/data.md §6). Modules: ``presets`` (tables), ``primitives`` (analytic shapes),
+``synthetic_manifest.json`` (docs/synthetic_data.md). Modules: ``presets`` (tables), ``primitives`` (analytic shapes),
 ``anatomy`` (body model), ``lesions`` (nodules, plexiform chains, growth), ``render`` (occupancy, acquisition,
 orientation), ``patient`` (seeded visits of one patient), ``cohort`` (files, manifest, workers, resume).
 """

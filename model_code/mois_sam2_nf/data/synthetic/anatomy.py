@@ -1,4 +1,6 @@
-"""Body model: per-patient anatomy draws and their realisation as ordered tissue layers (specs/data.md §6.4).
+"""Body model: per-patient anatomy draws and their realisation as ordered tissue layers.
+
+Described in docs/synthetic_data.md, Anatomy.
 
 Two frames of reference (both millimetres, canonical axis directions, see ``primitives``):
 
@@ -97,7 +99,7 @@ def _frame(a: Anatomy, fat_scale: float = 1.0) -> Frame:
 
 
 def draw_anatomy(rng: np.random.Generator) -> Anatomy:
-    """Draw one patient's anatomy (specs/data.md §6.4)."""
+    """Draw one patient's anatomy (docs/synthetic_data.md, Anatomy)."""
     u = rng.uniform
     height = u(1300, 1950)
     s = height / 1750.0
@@ -251,7 +253,7 @@ def build_body(a: Anatomy, fov_mm: tuple[float, float, float], shift: Point, fat
 
 
 def nerve_paths(a: Anatomy) -> list[np.ndarray]:
-    """Nerve polylines of both sides in the body frame, each ``(k, 3)`` float64 ``(z, x, y)`` mm (§6.5)."""
+    """Nerve polylines of both sides in the body frame, each ``(k, 3)`` float64 ``(z, x, y)`` mm (see lesions)."""
     f = _frame(a)
     z, hw, hd, ysp = f.z, f.hw, f.hd, f.y_spine
     tr, cr = a.thigh_radius, a.calf_radius

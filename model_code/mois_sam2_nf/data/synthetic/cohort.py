@@ -25,7 +25,7 @@ from mois_sam2_nf.errors import InputError
 
 MANIFEST_NAME = "synthetic_manifest.json"
 PATIENTS_NAME = "patients.csv"
-#: columns of patients.csv (specs/data.md §1)
+#: columns of patients.csv (docs/synthetic_data.md, Raw data layout)
 CSV_COLUMNS = ("case_id", "patient_id", "set", "visit", "study_year", "site", "vendor", "field_strength_T", "burden",
                "n_lesions", "tumour_volume_ml", "n_plexiform", "generator_seed")
 #: seconds between manifest checkpoints while generating
@@ -97,7 +97,7 @@ def generate_cohort(preset: str, out_dir: str | os.PathLike[str] = "data/raw", s
     """Write the synthetic cohort ``preset`` (``tiny``, ``demo``, ``full``) into ``out_dir``; returns ``out_dir``.
 
     Writes the raw layout (``imagesTr/``, ``labelsTr_instance/``, ``imagesTs_{1..4}/``, ``labelsTs_{k}_instance/``),
-    ``patients.csv`` and ``synthetic_manifest.json`` (specs/data.md §1, §6). Files are identical for the same
+    ``patients.csv`` and ``synthetic_manifest.json`` (docs/synthetic_data.md). Files are identical for the same
     (generator version, preset, seed) whatever ``workers`` is. Raises :class:`InputError` for an unknown preset or
     a folder holding another cohort or other NIfTI data.
     """

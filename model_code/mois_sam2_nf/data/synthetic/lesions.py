@@ -4,7 +4,7 @@ A lesion *object* is a list of ellipsoidal beads in the body frame (a nodule is 
 patient's visits; at each visit they are rendered at ``(1 + g) ** years_since_added`` times their size.
 Placement is rejection-sampled on the visit's canvas: a bead must produce label voxels, stay mostly inside the body,
 never touch a forbidden structure (distractors, lungs) and -- for a new object -- never touch another lesion
-(26-neighbourhood), so each nodule is exactly one connected component (specs/data.md §6.5-§6.6).
+(26-neighbourhood), so each nodule is exactly one connected component (docs/synthetic_data.md, Lesions).
 """
 
 from __future__ import annotations

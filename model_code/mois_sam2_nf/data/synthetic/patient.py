@@ -1,6 +1,6 @@
 """One synthetic patient: its seeded streams, its visits, and each visit's rendered scan (in memory).
 
-Random streams (specs/data.md §6.8): ``default_rng(SeedSequence(seed, spawn_key=(set, patient, visit, stream)))``.
+Random streams (docs/synthetic_data.md): ``default_rng(SeedSequence(seed, spawn_key=(set, patient, visit, stream)))``.
 The anatomy (timeline, body) and lesion streams use ``visit = 0`` and are shared by all visits of the patient, which
 are rendered in order; acquisition and noise streams are per scan. A patient therefore renders identically whatever
 the order or process in which patients are generated.
@@ -160,7 +160,7 @@ class _Visit:
 
 
 class SyntheticPatient:
-    """One patient's draws; :meth:`scans` renders the visits in order (specs/data.md §6.4-§6.8).
+    """One patient's draws; :meth:`scans` renders the visits in order (docs/synthetic_data.md).
 
     After :meth:`scans` is exhausted, :attr:`objects` holds every lesion object of every visit.
     """

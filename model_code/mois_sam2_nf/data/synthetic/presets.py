@@ -2,7 +2,7 @@
 
 Everything here is a frozen dataclass or a mapping of them; no logic beyond look-ups. Ranges are ``(low, high)``
 tuples for uniform draws. Sizes are canonical ``(H, W, F)`` = rows S->I, columns R->L, frames P->A
-(specs/data.md §6.1-§6.3, §6.5).
+(docs/synthetic_data.md, Synthetic cohort).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Site:
-    """Acquisition model of one site / field strength (specs/data.md §6.3)."""
+    """Acquisition model of one site / field strength (docs/synthetic_data.md, Sets and sites)."""
 
     name: str
     vendor: str
@@ -71,7 +71,7 @@ class SetSpec:
     Attributes:
         name: ``"train"``, ``"ts1"`` .. ``"ts4"``.
         index: spawn-key component of the set (0..4).
-        images_dir / labels_dir: folders of the raw layout (specs/data.md §1).
+        images_dir / labels_dir: folders of the raw layout (docs/synthetic_data.md).
         site: key into :data:`SITES`.
         first_patient_id: patient ids count up from here.
         case_suffix: appended to ``{visit}_{year}_P_{patient}``.

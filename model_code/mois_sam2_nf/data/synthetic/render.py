@@ -2,7 +2,7 @@
 
 All volumes here are canonical ``(H, W, F)`` arrays (rows S->I, columns R->L, frames P->A); voxel ``(r, c, f)``
 covers ``[r*dr, (r+1)*dr) x [c*dc, (c+1)*dc) x [f*df, (f+1)*df)`` in scan millimetres (see ``primitives``).
-Shapes are evaluated only inside their bounding boxes (specs/data.md §6.7).
+Shapes are evaluated only inside their bounding boxes (docs/synthetic_data.md, Rendering).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class SmoothField:
 
 @dataclass(frozen=True)
 class Acquisition:
-    """Per-scan acquisition draws (specs/data.md §6.3), all JSON-able."""
+    """Per-scan acquisition draws (docs/synthetic_data.md, Sets and sites), all JSON-able."""
 
     snr: float
     lesion_contrast: float

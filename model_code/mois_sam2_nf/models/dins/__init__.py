@@ -1,4 +1,4 @@
-"""DINs baseline (baselines spec section 4): 3-D U-Net with a guide branch, ExpDT click guidance, ONNX inference.
+"""DINs baseline (docs/baselines.md, DINs): 3-D U-Net with a guide branch, ExpDT click guidance, ONNX inference.
 
 - :mod:`.network`: the PyTorch network (channels-first ``(B, C, D, H, W)``).
 - :mod:`.onnx_io`: ONNX export, ONNX Runtime session, export check.

@@ -1,4 +1,4 @@
-"""Evaluation adapter ``"dins"``: DINs through ONNX Runtime on whole scans (baselines spec sections 1 and 4).
+"""Evaluation adapter ``"dins"``: DINs through ONNX Runtime on whole scans (docs/baselines.md, DINs).
 
 Every interaction runs a MONAI sliding-window inference in DINs' layout ``(D, H, W)`` = (frames, rows, cols) on the
 image and the lesion's ExpDT guidance, ONNX Runtime doing the forward passes

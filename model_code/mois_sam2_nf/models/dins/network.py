@@ -1,4 +1,4 @@
-"""The DINs network (Zhang et al., IEEE JBHI 2022), re-implemented channels-first (baselines spec section 4).
+"""The DINs network (Zhang et al., IEEE JBHI 2022), re-implemented channels-first (docs/baselines.md, DINs).
 
 Layout ``(B, C, D, H, W)``: D = frames (A-P), H = rows (S-I), W = cols (R-L); D even, H and W multiples of 16.
 Input ``image`` ``(B, 1, D, H, W)`` and ``guide`` ``(B, 2, D, H, W)`` (fg, bg); output ``logits`` ``(B, 2, D, H, W)``.

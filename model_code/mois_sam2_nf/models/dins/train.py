@@ -1,4 +1,4 @@
-"""DINs training (baselines spec section 4), exported to ONNX at the end.
+"""DINs training (docs/baselines.md, DINs), exported to ONNX at the end.
 
 Each iteration takes a crop of a training scan of the fold (:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`:
 ``pos_fraction`` centred on lesion voxels, flips on all axes) and simulates the user's clicks on it

@@ -1,4 +1,4 @@
-"""Click-guided 3-D CNN baselines (baselines spec sections 1, 4, 5): the parts they share.
+"""Click-guided 3-D CNN baselines (docs/baselines.md): the parts they share.
 
 - :mod:`.grid`: the working grid (canonical view, optional resampling, z-score, padding) and the way back.
 - :mod:`.guidance`: clicks -> guidance channels.

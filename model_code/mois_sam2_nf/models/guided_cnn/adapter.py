@@ -1,4 +1,4 @@
-"""The evaluation-adapter behaviour shared by the click-guided CNN baselines (baselines spec section 1).
+"""The evaluation-adapter behaviour shared by the click-guided CNN baselines (docs/baselines.md, Shared rules).
 
 Each lesion is segmented from its own clicks only (empty guidance and no previous prediction at its first click; the
 runner ORs the lesion masks). The scan goes onto the working grid once per scan; a subclass turns the lesion's

@@ -1,4 +1,4 @@
-"""The working grid of the CNN baselines (baselines spec section 1).
+"""The working grid of the CNN baselines (docs/baselines.md, DINs and SW-FastEdit).
 
 A scan goes to the canonical view (rows S->I, cols R->L, frames P->A), is resampled to the model's spacing when one is
 set (MONAI ``Spacing``: trilinear for images, nearest for labels), z-scored over its non-zero voxels (MONAI

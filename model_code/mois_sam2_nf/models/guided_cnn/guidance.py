@@ -2,10 +2,10 @@
 
 Channel 0 holds the positive (lesion) clicks, channel 1 the negative (background) clicks.
 
-- :func:`ball_guidance` (SW-FastEdit, baselines spec section 5): a one-hot voxel per click, MONAI
+- :func:`ball_guidance` (SW-FastEdit, docs/baselines.md): a one-hot voxel per click, MONAI
   ``GaussianFilter(sigma=1)``, min-max scaling to [0, 1] and a threshold at 0.1: binary balls of radius about 3 voxels.
-- :func:`expdt_guidance` (DINs, spec section 4): ``exp(-sum_a (x_a - c_a)^2 / (2 sigma_a^2))`` per click, combined per
-  channel by max and scaled by ``gamma``.
+- :func:`expdt_guidance` (DINs, docs/baselines.md): ``exp(-sum_a (x_a - c_a)^2 / (2 sigma_a^2))`` per click,
+  combined per channel by max and scaled by ``gamma``.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ state-dict keys under ``exemplar_attention.*`` mirror ``memory_attention.*`` one
 checkpoint can initialise it by copying. It is built from YAML via ``_target_`` exactly like sam2's module.
 
 The only behavioural addition: ``memory`` and ``memory_pos`` are cast to the dtype of the query tokens before
-attending. Exemplar memory features are stored as bfloat16 (spec section 4.1); outside autocast an fp32 query would
-otherwise fail with ``mat1 and mat2 must have the same dtype``. The cast is lossless (bf16 -> fp32) and equals the
-promotion ``torch.cat`` performs whenever fp32 pointer tokens are part of the memory.
+attending. Exemplar memory features are stored as bfloat16 (docs/method.md, Exemplar bank); outside autocast an fp32
+query would otherwise fail with ``mat1 and mat2 must have the same dtype``. The cast is lossless (bf16 -> fp32) and
+equals the promotion ``torch.cat`` performs whenever fp32 pointer tokens are part of the memory.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Exemplar records and the per-scan exemplar bank (spec sections 4.1-4.3).
+"""Exemplar records and the per-scan exemplar bank (docs/method.md, Exemplar bank).
 
 An *exemplar* is one lesion on one slice, summarised by what SAM2's memory encoder produced for it (spatial memory
 features + their position encoding) and the lesion's object pointer. The bank keeps exemplars in insertion order under
@@ -54,7 +54,7 @@ class Exemplar:
 
 
 def select_exemplars(exemplars: Sequence[Exemplar], max_count: int, only_prompted: bool = False) -> list[Exemplar]:
-    """Exemplars used for one semantic call (spec section 4.3).
+    """Exemplars used for one semantic call (docs/method.md, Exemplar bank).
 
     Prompted exemplars in their given order up to ``max_count``; remaining slots are filled with non-prompted ones in
     their given order unless ``only_prompted``. Applying it to its own result returns the same list.

@@ -1,4 +1,4 @@
-"""MOIS-SAM2: SAM2 plus an exemplar memory bank for semantic (multi-lesion) propagation (spec sections 3-4).
+"""MOIS-SAM2: SAM2 plus an exemplar memory bank for semantic (multi-lesion) propagation (docs/method.md).
 
 :class:`MOISSAM2Base` subclasses sam2's :class:`~sam2.modeling.sam2_base.SAM2Base` and leaves every SAM2 behaviour
 (instance tracking, memory attention, memory encoder, SAM heads) unchanged. It adds:
@@ -40,7 +40,7 @@ class MOISSAM2Base(SAM2Base):
     """SAM2 with exemplar-based semantic segmentation (see the module docstring).
 
     Besides SAM2Base's arguments (passed through ``**kwargs``, so a predictor subclass can add its own), the
-    keyword-only flags of spec section 3.3:
+    keyword-only MOIS-SAM2 flags (docs/method.md):
 
     Args:
         exemplar_attention: the fusion module (an ``ExemplarAttention``); always present (its keys are part of every
@@ -147,7 +147,9 @@ class MOISSAM2Base(SAM2Base):
     def build_exemplar_memory(
         self, exemplars: Sequence[Exemplar], frame_idx: int
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Memory tokens and their position encoding for semantic decoding of slice ``frame_idx`` (spec 4.4).
+        """Memory tokens and their position encoding for semantic decoding of slice ``frame_idx``.
+
+        See docs/method.md, Exemplar attention.
 
         Args:
             exemplars: the N >= 1 exemplars to attend to, in order (already selected).
@@ -210,7 +212,7 @@ class MOISSAM2Base(SAM2Base):
         current_vision_feats: Sequence[torch.Tensor] | None = None,
         feat_sizes: Sequence[tuple[int, int]] | None = None,
     ) -> Exemplar | None:
-        """Create the exemplar of one object on one frame from its tracking output (spec 4.2).
+        """Create the exemplar of one object on one frame from its tracking output (docs/method.md, Exemplar bank).
 
         Args:
             obj_id, frame_idx: identity of the exemplar.
@@ -269,7 +271,7 @@ class MOISSAM2Base(SAM2Base):
         automatic: bool | None = None,
         gate_by_object_score: bool | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Segment everything that looks like the exemplars on one slice (spec 4.5).
+        """Segment everything that looks like the exemplars on one slice (docs/method.md, Semantic pass).
 
         The slice's lowest-level tokens (no memory conditioning, no ``no_mem_embed``) attend to the selected
         exemplars' memory; the fused map is decoded by SAM2's own prompt encoder and mask decoder with one padding

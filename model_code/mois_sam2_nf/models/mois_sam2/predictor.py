@@ -2,12 +2,13 @@
 
 :class:`MOISSAM2Predictor` combines :class:`~.model.MOISSAM2Base` (exemplar attention, semantic decoding) with the
 in-memory volume behaviour of :class:`~mois_sam2_nf.models.sam2.volume_predictor.VolumeInferenceMixin` (embedding
-cache, native hole filling, early stop). Its API follows model spec section 6.5:
+cache, native hole filling, early stop). Its API (docs/method.md, Volume inference):
 
 - clicks (:meth:`add_new_points_or_box`) add *prompted* exemplars, propagation (:meth:`propagate_in_video`) adds
   *non-prompted* ones, to the exemplar bank kept in ``state["volume"].exemplars`` (:class:`MOISVolumeState`);
 - :meth:`find_exemplars_in_slice` decodes one slice from the bank (semantic logits at frame size);
-- :meth:`propagate_exemplars` runs the no-CoM semantic pass with the per-component overlap filter (spec 6.4);
+- :meth:`propagate_exemplars` runs the no-CoM semantic pass with the per-component overlap filter
+  (docs/method.md, Overlap mode);
 - :meth:`propagate_exemplars_com` runs the optional CoM pass: centre clicks on semantic components become new objects.
 
 Creating exemplars never changes instance outputs. Frames are canonical coronal slices; masks are ``(H, W)`` per
@@ -45,7 +46,7 @@ OverlapMode = Literal["per_component", "union"]
 ComSlices = Literal["all", "prompted"]
 
 #: smallest component (pixels of the map the CoM clicks are detected on) that yields a CoM click: 40 x 16, the
-#: reference's threshold scaled to 256^2 low-res masks (spec 6.4)
+#: reference's threshold scaled to 256^2 low-res masks (docs/method.md, CoM modes)
 COM_MIN_AREA = 40 * 16
 #: object ids of CoM objects start here, far from lesion ids (they never enter the exemplar bank)
 COM_FIRST_OBJECT_ID = 1_000_000
@@ -71,7 +72,7 @@ def exemplar_bank(inference_state: InferenceState) -> ExemplarBank:
 
 def component_overlap_keep(semantic: np.ndarray, prompted: np.ndarray, threshold: float,
                            mode: OverlapMode = "per_component") -> np.ndarray:
-    """Semantic components of one slice that survive the overlap filter (spec 6.4).
+    """Semantic components of one slice that survive the overlap filter (docs/method.md, Overlap mode).
 
     Args:
         semantic: ``(H, W)`` bool semantic mask.
@@ -171,7 +172,7 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         self.reset_state(inference_state, reset_exemplars=False)
 
     def add_new_mask(self, *args: Any, **kwargs: Any) -> Any:
-        """Reject mask prompts: MOIS-SAM2 volume inference takes point or box prompts only (spec 6.5)."""
+        """Reject mask prompts: MOIS-SAM2 volume inference takes point or box prompts only (docs/method.md, Volume inference)."""
         raise InputError("MOISSAM2Predictor: mask prompts are not accepted (use point or box prompts)")
 
     @torch.inference_mode()
@@ -288,7 +289,7 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         overlap_threshold: float = 0.5,
         overlap_mode: OverlapMode = "per_component",
     ) -> np.ndarray:
-        """No-CoM semantic propagation over every slice (spec 6.4).
+        """No-CoM semantic propagation over every slice (docs/method.md, Overlap mode).
 
         Args:
             prev_mask: canonical ``(H, W, F)`` bool union ``G`` of the interactive lesion masks.
@@ -318,7 +319,7 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         min_area_threshold: int = COM_MIN_AREA,
         early_stop_k: int | None = None,
     ) -> np.ndarray:
-        """CoM semantic propagation (optional mode of spec 6.4): semantic components become clicked objects.
+        """CoM semantic propagation (docs/method.md, CoM modes): semantic components become clicked objects.
 
         On each searched slice the bank's semantic mask is binarised (sigmoid >= ``binarization_threshold``) and every
         8-connected component of at least ``min_area_threshold`` pixels gives one positive click at its

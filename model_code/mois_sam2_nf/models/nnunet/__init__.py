@@ -1,4 +1,4 @@
-"""nnU-Net v2 baseline (baselines spec section 3): automatic segmentation with the real ``nnunetv2`` package.
+"""nnU-Net v2 baseline (docs/baselines.md, nnU-Net v2): automatic segmentation with the real ``nnunetv2`` package.
 
 - :mod:`.train`: export -> plan/preprocess -> train per fold through nnU-Net's own commands, plus ``meta.json``.
 - :mod:`.adapter`: the ``nnunet`` evaluation adapter (automatic mode) around ``nnUNetPredictor``.

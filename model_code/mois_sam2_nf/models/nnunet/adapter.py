@@ -1,4 +1,4 @@
-"""Evaluation adapter ``"nnunet"``: nnU-Net v2 automatic segmentation (baselines spec section 3).
+"""Evaluation adapter ``"nnunet"``: nnU-Net v2 automatic segmentation (docs/baselines.md, nnU-Net v2).
 
 The scan array is handed to ``nnUNetPredictor.predict_single_npy_array`` in nnU-Net's axis order: the nibabel
 ``(i, j, k)`` array transposed to ``(k, j, i)`` with the voxel sizes reversed, which is exactly what nnU-Net's
@@ -28,7 +28,7 @@ class NNUNetSegmenter:
         fold: project fold the evaluation expects; must equal the fold recorded in ``meta.json``.
         checkpoint_name: nnU-Net checkpoint file in the fold folder.
         device: torch device string.
-        use_mirroring: test-time mirroring (spec: on for real runs, off for smoke runs).
+        use_mirroring: test-time mirroring (on for real runs, off for the smoke weights).
         tile_step_size: sliding-window step as a fraction of the patch.
         other keywords: options of the other adapters (e.g. ``precision``) are accepted and ignored.
     """

@@ -1,9 +1,9 @@
-"""Train the nnU-Net v2 baseline with nnU-Net's own commands (baselines spec section 3).
+"""Train the nnU-Net v2 baseline with nnU-Net's own commands (docs/baselines.md, nnU-Net v2).
 
 Layout (``work`` and ``out`` come from the caller; the launcher uses ``data/nnunet`` and
 ``model_weights_finetuned/nnUNet[_smoke]``)::
 
-    <work>/nnUNet_raw/Dataset501_NF1WBMRI/            export of the raw layout (data spec section 5)
+    <work>/nnUNet_raw/Dataset501_NF1WBMRI/            export of the raw layout (docs/synthetic_data.md)
     <work>/nnUNet_preprocessed/Dataset501_NF1WBMRI/   plans, preprocessed cases, splits_final.json
     <out>/fold_<k>/                                   nnUNet_results of project fold k (nnU-Net fold k - 1):
         Dataset501_NF1WBMRI/<trainer>__nnUNetPlans__3d_fullres/fold_<k-1>/checkpoint_final.pth

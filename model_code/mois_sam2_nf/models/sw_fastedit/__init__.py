@@ -1,4 +1,4 @@
-"""SW-FastEdit baseline (baselines spec section 5): MONAI DynUNet on image + click-ball guidance, sliding windows.
+"""SW-FastEdit baseline (docs/baselines.md, SW-FastEdit): MONAI DynUNet on image + click-ball guidance, sliding windows.
 
 - :mod:`.config`: the YAML configs (``configs/sw_fastedit.yaml``, ``configs/sw_fastedit_smoke.yaml``).
 - :mod:`.network`: the DynUNet.

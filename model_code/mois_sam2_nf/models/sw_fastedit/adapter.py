@@ -1,4 +1,4 @@
-"""Evaluation adapter ``"sw_fastedit"``: SW-FastEdit on whole scans (baselines spec sections 1 and 5).
+"""Evaluation adapter ``"sw_fastedit"``: SW-FastEdit on whole scans (docs/baselines.md, SW-FastEdit).
 
 Every interaction runs a MONAI sliding-window inference over the whole working volume with the lesion's click balls
 as guidance (:class:`~mois_sam2_nf.models.guided_cnn.adapter.GuidedCNNSegmenter` does the rest).

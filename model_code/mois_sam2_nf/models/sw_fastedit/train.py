@@ -1,4 +1,4 @@
-"""SW-FastEdit training, DeepEdit style (baselines spec section 5).
+"""SW-FastEdit training, DeepEdit style (docs/baselines.md, SW-FastEdit).
 
 Each iteration takes a crop of a training scan of the fold (:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`,
 ``pos_fraction`` of them centred on lesion voxels, random flips) and starts the guidance from one positive click on a

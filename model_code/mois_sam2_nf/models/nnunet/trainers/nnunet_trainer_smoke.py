@@ -1,6 +1,6 @@
 """nnU-Net trainer for CPU smoke runs, found by nnU-Net through ``nnUNet_extTrainer`` (this folder).
 
-Same network, plans, augmentation and losses as ``nnUNetTrainer``; only the schedule shrinks (baselines spec 3), and
+Same network, plans, augmentation and losses as ``nnUNetTrainer``; only the schedule shrinks, and
 the final sliding-window prediction of the validation cases is not run (minutes of CPU for a Dice nobody reads after
 8 iterations).
 """
