@@ -22,7 +22,9 @@ from test_analysis_fixtures import (
 )
 
 from mois_sam2_nf.analysis import figures, statistics, tables
-from mois_sam2_nf.analysis.load import load_results, scan_folders, normalise_test_set
+from mois_sam2_nf.analysis.load import load_results
+from mois_sam2_nf.data.eval_sets import normalise_eval_set, parse_eval_set
+from mois_sam2_nf.evaluation.manifest import RUN_ID_PATTERN, run_id as make_run_id
 from mois_sam2_nf.analysis.report import analyse
 from mois_sam2_nf.cli.main import main
 from mois_sam2_nf.data.view import ScanView
@@ -79,12 +81,22 @@ def test_load_rejects_missing_folders_and_columns(tmp_path: Path) -> None:
 
 
 def test_test_set_labels_and_folders() -> None:
-    labels = [normalise_test_set(v) for v in (1, "2", "ts3", "imagesTs_4", "val_1")]
-    assert labels == ["ts1", "ts2", "ts3", "ts4", "val_1"]
-    assert scan_folders("ts2") == ("imagesTs_2", "labelsTs_2_instance")
-    assert scan_folders("val_1") == ("imagesTr", "labelsTr_instance")
-    with pytest.raises(InputError, match="no raw-layout image folder"):
-        scan_folders("holdout")
+    labels = [normalise_eval_set(v) for v in (1, "2", "3.0", "ts3", "imagesTs_4", "val_1", "val1", "holdout")]
+    assert labels == ["ts1", "ts2", "ts3", "ts3", "ts4", "val_1", "val_1", "holdout"]
+    ts2, val1 = parse_eval_set("ts2"), parse_eval_set("val_1")
+    assert (ts2.image_folder, ts2.label_folder, ts2.run_token) == ("imagesTs_2", "labelsTs_2_instance", "ts2")
+    assert (val1.image_folder, val1.label_folder, val1.run_token) == ("imagesTr", "labelsTr_instance", "val1")
+    with pytest.raises(InputError, match="expected ts<k>"):
+        parse_eval_set("holdout")
+
+
+@pytest.mark.parametrize("test_set", ["ts3", "val_2"])
+def test_run_ids_of_every_set_parse_back(test_set: str) -> None:
+    run_id = make_run_id("mois_sam2", "lesion_wise_corrective", test_set, 2, {"seed": 0})
+    match = RUN_ID_PATTERN.match(run_id)
+    assert match is not None, run_id
+    assert (match["model"], match["mode"], match["fold"]) == ("mois_sam2", "lesion_wise_corrective", "2")
+    assert normalise_eval_set(match["test_set"]) == test_set
 
 
 def test_benchmark_table_is_population_mean_and_std(fabricated) -> None:

@@ -22,9 +22,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from tqdm.auto import tqdm
 
-from mois_sam2_nf.analysis.load import Results, scan_folders
+from mois_sam2_nf.analysis.load import Results
 from mois_sam2_nf.analysis.tables import HEADLINE_METRICS, natural_key
 from mois_sam2_nf.atomic import atomic_path
+from mois_sam2_nf.data.eval_sets import parse_eval_set
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.view import ScanView
@@ -251,7 +252,8 @@ def load_overlay_case(
 ) -> tuple[OverlayCase | None, list[str]]:
     """Image, GT and each model's prediction on the best coronal frame of one selected case; returns notes too."""
     try:
-        images, labels = scan_folders(row["test_set"])
+        eval_set = parse_eval_set(row["test_set"])
+        images, labels = eval_set.image_folder, eval_set.label_folder
         image_path = _find_nifti(data_root / images, row["case_id"])
         label_path = _find_nifti(data_root / labels, row["case_id"])
         if image_path is None or label_path is None:

@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mois_sam2_nf.data.layout import TRAIN_SET, label_dir_name
+from mois_sam2_nf.data.eval_sets import normalise_eval_set
 from mois_sam2_nf.errors import InputError
-
-#: run_id = {model}__{mode}__ts{k}__fold{f}__{config-hash8}
-RUN_ID_PATTERN = re.compile(
-    r"^(?P<model>.+?)__(?P<mode>.+?)__ts(?P<test_set>[^_]+)__fold(?P<fold>[^_]+)__(?P<hash>\w+)$"
-)
+from mois_sam2_nf.evaluation.manifest import RUN_ID_PATTERN
 
 IDENTIFIERS: tuple[str, ...] = ("run_id", "model", "mode", "test_set", "fold", "case_id")
 
@@ -57,35 +52,6 @@ CASE_FILES: dict[str, str] = {
 STRING_COLUMNS: dict[str, type] = {
     name: str for name in ("run_id", "model", "mode", "test_set", "case_id", "patient_id", "new_pos", "new_neg")
 }
-
-_TEST_SET_PATTERN = re.compile(r"^(?:ts|imagesTs_)?(\d+)$", re.IGNORECASE)
-
-
-def normalise_test_set(value: object) -> str:
-    """Normalise a test-set identifier (``1``, ``"1"``, ``"ts1"``, ``"imagesTs_1"``) to ``"ts1"``; others unchanged."""
-    text = str(value).strip()
-    if text.endswith(".0") and text[:-2].isdigit():
-        text = text[:-2]
-    match = _TEST_SET_PATTERN.match(text)
-    return f"ts{int(match.group(1))}" if match else text
-
-
-def scan_folders(test_set: str) -> tuple[str, str]:
-    """Raw-layout ``(image folder, label folder)`` of a test set: ``ts<k>`` -> ``imagesTs_<k>``, ``val_<k>`` (fold
-    validation cases) -> ``imagesTr``, ``imagesTs`` -> itself; anything else raises :class:`InputError`."""
-    match = _TEST_SET_PATTERN.match(test_set)
-    if match:
-        images = f"imagesTs_{int(match.group(1))}"
-    elif test_set.startswith("val_"):
-        images = TRAIN_SET
-    else:
-        images = test_set
-    try:
-        return images, label_dir_name(images)
-    except ValueError:
-        expected = "expected ts<k> or val_<k>"
-        raise InputError(f"test set {test_set!r}: no raw-layout image folder for it ({expected})") from None
-
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -281,7 +247,7 @@ def load_run(run_dir: Path) -> tuple[RunInfo, dict[str, pd.DataFrame], list[str]
         manifest=manifest,
         model=ids["model"],
         mode=ids["mode"],
-        test_set=normalise_test_set(ids["test_set"]),
+        test_set=normalise_eval_set(ids["test_set"]),
         fold=ids["fold"],
         n_cases=len(tables["case_metrics"]),
     )
@@ -318,7 +284,7 @@ def load_results(path: str | os.PathLike[str]) -> Results:
     interactions = _concat(collected["interactions"], "interactions")
     sweep = _concat(collected["sweep_metrics"], "sweep_metrics")
     for frame in (cases, interactions, sweep):
-        frame["test_set"] = frame["test_set"].map(normalise_test_set)
+        frame["test_set"] = frame["test_set"].map(normalise_eval_set)
         frame["fold"] = frame["fold"].astype(str)
     lesions = _concat(collected["lesion_metrics"], "lesion_metrics")
     run_ids = pd.DataFrame(

@@ -13,10 +13,18 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from mois_sam2_nf.data.eval_sets import RUN_TOKEN, parse_eval_set
+
+#: ``run_id``'s fields; ``test_set`` is the set's run token (``ts1``, ``val1``; :func:`parse_eval_set` reads it)
+RUN_ID_PATTERN = re.compile(
+    rf"^(?P<model>.+?)__(?P<mode>.+?)__(?P<test_set>{RUN_TOKEN})__fold(?P<fold>[^_]+)__(?P<hash>\w+)$"
+)
 
 #: top-level config keys left out of the hash: where data and results live, the fold/test set (run-id parts), display
 HASH_EXCLUDED: tuple[str, ...] = ("results_dir", "fold", "data", "progress")
@@ -49,7 +57,7 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def run_id(model: str, mode: str, test_set: str, fold: int, config: dict[str, Any]) -> str:
     """``{model}__{mode}__{test set token}__fold{fold}__{config_hash(config)}``."""
-    return f"{model}__{mode}__{test_set.replace('_', '')}__fold{fold}__{config_hash(config)}"
+    return f"{model}__{mode}__{parse_eval_set(test_set).run_token}__fold{fold}__{config_hash(config)}"
 
 
 def sha256_file(path: str | os.PathLike[str] | None) -> str | None:

@@ -36,8 +36,9 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from mois_sam2_nf.data.eval_sets import EvalSet, parse_eval_set
 from mois_sam2_nf.data.io import Volume, load_label, load_nifti, save_nifti
-from mois_sam2_nf.data.layout import CaseFiles, TRAIN_SET, load_patient_map, select_sets
+from mois_sam2_nf.data.layout import CaseFiles, load_patient_map, select_sets
 from mois_sam2_nf.data.splits import read_fold
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
@@ -61,8 +62,6 @@ from mois_sam2_nf.atomic import write_json
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "evaluate"
-_TEST_SET = re.compile(r"^ts(\d+)$")
-_VAL_SET = re.compile(r"^val_(\d+)$")
 
 
 def compose_config(overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -91,19 +90,28 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def resolve_eval_set(value: object) -> EvalSet:
+    """``data.test_set`` parsed (:func:`parse_eval_set`); a bad value is an :class:`InputError` naming the key."""
+    try:
+        return parse_eval_set(value)
+    except InputError as err:
+        raise InputError(f"data.test_set: {err}") from None
+
+
 def resolve_cases(root: Path, test_set: str, splits_dir: Path) -> list[CaseFiles]:
     """Cases of ``test_set``: ``ts<k>`` = ``imagesTs_<k>``; ``val_<k>`` = fold k's ``val_set.txt`` in ``imagesTr``."""
-    if match := _TEST_SET.match(test_set):
-        cases = list(select_sets(root, [f"imagesTs_{int(match.group(1))}"])[0].cases)
-    elif match := _VAL_SET.match(test_set):
-        wanted = read_fold(splits_dir, int(match.group(1))).val
-        available = {c.case_id: c for c in select_sets(root, [TRAIN_SET])[0].cases}
+    eval_set = resolve_eval_set(test_set)
+    in_folder = list(select_sets(root, [eval_set.image_folder])[0].cases)
+    if eval_set.kind == "test":
+        cases = in_folder
+    else:
+        wanted = read_fold(splits_dir, eval_set.index).val
+        available = {c.case_id: c for c in in_folder}
         missing = [c for c in wanted if c not in available]
         if missing:
-            raise InputError(f"{splits_dir}/fold_{match.group(1)}: validation case {missing[0]} not in {root / TRAIN_SET}")
+            raise InputError(f"{splits_dir}/fold_{eval_set.index}: validation case {missing[0]} not in "
+                             f"{root / eval_set.image_folder}")
         cases = [available[c] for c in wanted]
-    else:
-        raise InputError(f"data.test_set={test_set!r}: expected ts<k> (imagesTs_<k>) or val_<k> (fold k validation)")
     if not cases:
         raise InputError(f"{root}: test set {test_set} has no images")
     unlabelled = [c for c in cases if c.label is None]
@@ -145,7 +153,8 @@ class _Run:
         self.config, self.command = config, command
         data = config["data"]
         self.root, self.splits_dir = Path(data["root"]), Path(data["splits_dir"])
-        self.test_set, self.fold, self.seed = str(data["test_set"]), int(config["fold"]), int(config["seed"])
+        self.test_set = resolve_eval_set(data["test_set"]).name
+        self.fold, self.seed = int(config["fold"]), int(config["seed"])
         self.protocol = ProtocolConfig(**config["protocol"])
         self.clicks = ClickConfig(**_tuples(config["click"]))
         self.metrics = MetricConfig(**config["metrics"])
