@@ -96,3 +96,26 @@ def test_smoke_training_adapter_and_evaluation(tiny_cohort: Path, tmp_path: Path
                                      "model.config=sw_fastedit_smoke", f"model.checkpoint={checkpoint}",
                                      "protocol.num_lesions=1", "protocol.interactions_per_lesion=2")
     assert len(interactions) == 1 + 2
+
+
+def test_a_run_interrupted_after_an_epoch_logs_each_epoch_once(tiny_cohort: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process dies while the second epoch's checkpoint is written; the resumed run logs epoch 2 once."""
+    from mois_sam2_nf.models.guided_cnn import training
+
+    config = load_config("sw_fastedit_smoke")
+    assert config["training"]["epochs"] == 2
+    save = training._save_atomic
+
+    def dies_on_epoch_2(state: dict, path: Path) -> None:
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+        save(state, path)
+
+    monkeypatch.setattr(training, "_save_atomic", dies_on_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_sw_fastedit(tiny_cohort, config, out_dir=tmp_path / "weights", fold=1)
+    monkeypatch.setattr(training, "_save_atomic", save)
+    checkpoint = train_sw_fastedit(tiny_cohort, config, out_dir=tmp_path / "weights", fold=1)
+    rows = (checkpoint.parent / "logs" / "train_log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2"]

@@ -169,16 +169,25 @@ def train_loop(
             scheduler.step(validation)
         else:
             scheduler.step()
-        new_log = not log.is_file()
-        with open(log, "a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new_log:
-                writer.writerow(["epoch", "train_loss", "val_loss", "lr", "seconds"])
-            writer.writerow([epoch + 1, f"{np.mean(losses):.6f}", f"{validation:.6f}", f"{lr:.3e}",
-                             f"{time.perf_counter() - start:.1f}"])
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1}, last)
+        _append_log_row(log, [epoch + 1, f"{np.mean(losses):.6f}", f"{validation:.6f}", f"{lr:.3e}",
+                              f"{time.perf_counter() - start:.1f}"])
     return fold_dir
+
+
+def _append_log_row(log: Path, row: list[Any]) -> None:
+    """Append one epoch's row to ``train_log.csv`` (header first for a new file).
+
+    Called after the epoch's checkpoint is saved, so a run interrupted in between resumes at that epoch without
+    writing its row twice (at worst the row of the interrupted epoch is missing).
+    """
+    new_log = not log.is_file()
+    with open(log, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new_log:
+            writer.writerow(["epoch", "train_loss", "val_loss", "lr", "seconds"])
+        writer.writerow(row)
 
 
 def write_fold_outputs(fold_dir: Path, model: torch.nn.Module, meta: dict[str, Any],
