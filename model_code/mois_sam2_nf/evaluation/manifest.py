@@ -9,17 +9,15 @@ underscores (``ts1``, ``val1``) so that ``__`` stays an unambiguous separator.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import re
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mois_sam2_nf.data.eval_sets import RUN_TOKEN, parse_eval_set
+from mois_sam2_nf.provenance import git_state, package_versions
 
 #: ``run_id``'s fields; ``test_set`` is the set's run token (``ts1``, ``val1``; :func:`parse_eval_set` reads it)
 RUN_ID_PATTERN = re.compile(
@@ -29,19 +27,6 @@ RUN_ID_PATTERN = re.compile(
 #: top-level config keys left out of the hash: where data and results live, the fold/test set (run-id parts), display
 HASH_EXCLUDED: tuple[str, ...] = ("results_dir", "fold", "data", "progress")
 
-#: manifest key -> distribution name whose version is recorded
-VERSIONED_PACKAGES: dict[str, str] = {
-    "mois_sam2_nf": "mois-sam2-nf",
-    "torch": "torch",
-    "sam2": "sam2",
-    "monai": "monai",
-    "numpy": "numpy",
-    "scipy": "scipy",
-    "nibabel": "nibabel",
-    "cc3d": "connected-components-3d",
-    "nnunetv2": "nnunetv2",
-    "onnxruntime": "onnxruntime",
-}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -81,35 +66,6 @@ def sha256_tree(folder: str | os.PathLike[str] | None) -> str | None:
         digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def git_state() -> dict[str, Any]:
-    """``{"git_commit": sha or None, "git_dirty": bool or None}`` of the repository holding this package."""
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"git_commit": None, "git_dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit.strip(), "git_dirty": None if status is None else bool(status.strip())}
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of python and of :data:`VERSIONED_PACKAGES` (``None`` when a package is not installed)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for key, distribution in VERSIONED_PACKAGES.items():
-        try:
-            versions[key] = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            versions[key] = None
-    return versions
 
 
 def build_manifest(

@@ -31,7 +31,7 @@ from mois_sam2_nf.data.layout import TRAIN_SET, CaseFiles, select_sets
 from mois_sam2_nf.data.splits import default_folds, read_fold
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.manifest import git_state
+from mois_sam2_nf.provenance import git_state
 from mois_sam2_nf.models.guided_cnn.grid import working_label, working_volume
 
 META_FILE = "meta.json"

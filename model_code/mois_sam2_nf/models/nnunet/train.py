@@ -27,7 +27,7 @@ from pathlib import Path
 from mois_sam2_nf.atomic import write_json
 from mois_sam2_nf.data.nnunet_export import DEFAULT_DATASET_ID, export_nnunet
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.manifest import git_state
+from mois_sam2_nf.provenance import git_state
 
 #: folder with the project's nnU-Net trainer classes (exported as ``nnUNet_extTrainer``)
 TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
