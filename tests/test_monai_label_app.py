@@ -77,7 +77,8 @@ def test_click_propagate_and_remove_on_one_image(app: MOISSAM2App, monkeypatch: 
     workspace = app._infers["mois_sam_interaction"].workspace
     calls: list[int] = []
     add_clicks = workspace.segmenter.add_clicks
-    monkeypatch.setattr(workspace.segmenter, "add_clicks", lambda lid, clicks: calls.append(lid) or add_clicks(lid, clicks))
+    monkeypatch.setattr(workspace.segmenter, "add_clicks",
+                        lambda lid, clicks: calls.append(lid) or add_clicks(lid, clicks))
 
     lesion, params = _answer(app, model="mois_sam_interaction", image="scan_a", label="lesion_1",
                              foreground=[[14, 6, 25]], background=[])

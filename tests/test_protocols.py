@@ -126,7 +126,8 @@ def test_corrective_negative_click_removes_false_positive() -> None:
     assert second["dice_target"] == pytest.approx(300 / 542) and second["n_neg_total"] == 1
 
 
-@pytest.mark.parametrize("when_all_prompted, k, expected", [(True, 20, 1), (False, 20, 0), (False, 4, 1), (False, 2, 1)])
+@pytest.mark.parametrize("when_all_prompted, k, expected",
+                         [(True, 20, 1), (False, 20, 0), (False, 4, 1), (False, 2, 1)])
 def test_propagation_rule(when_all_prompted: bool, k: int, expected: int) -> None:
     model = create_segmenter("imperfect_oracle", propagates=True)
     outcome = run(model, ProtocolConfig(num_lesions=k, propagate_when_all_prompted=when_all_prompted))
@@ -139,7 +140,8 @@ def test_propagation_rule(when_all_prompted: bool, k: int, expected: int) -> Non
 
 
 def test_propagation_adds_unprompted_lesions() -> None:
-    outcome = run(create_segmenter("imperfect_oracle", propagates=True, fp_edge=0, margin=0), ProtocolConfig(num_lesions=1))
+    segmenter = create_segmenter("imperfect_oracle", propagates=True, fp_edge=0, margin=0)
+    outcome = run(segmenter, ProtocolConfig(num_lesions=1))
     np.testing.assert_array_equal(outcome.prediction_before_propagation, lesion_mask((0,)))
     np.testing.assert_array_equal(outcome.prediction, lesion_mask((0, 1, 3)))  # size rank 3 is missed
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation_cases import AFFINE, COHORT, LESIONS, VOXEL_ML, lesion_mask, make_cohort, write_case
+from evaluation_cases import AFFINE, COHORT, VOXEL_ML, lesion_mask, make_cohort, write_case
 from mois_sam2_nf.cli.main import main
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation import runner
@@ -54,7 +54,8 @@ def test_oracle_run_layout_columns_and_exact_metrics(cohort: Path, tmp_path: Pat
     result = runner.evaluate(overrides(cohort, results, "model=oracle", "protocol.num_lesions=2",
                                        "metrics.min_volume_ml=0"))
     run_dir = result.run_dir
-    assert result.run_id.startswith("oracle__lesion_wise_corrective__ts1__fold1__") and len(result.run_id.split("__")[-1]) == 8
+    assert result.run_id.startswith("oracle__lesion_wise_corrective__ts1__fold1__")
+    assert len(result.run_id.split("__")[-1]) == 8
     assert result.computed == CASES and result.n_cases_done == 3
     for name, columns in (("interactions.csv", INTERACTION_COLUMNS), ("case_metrics.csv", CASE_METRIC_COLUMNS),
                           ("lesion_metrics.csv", LESION_COLUMNS)):

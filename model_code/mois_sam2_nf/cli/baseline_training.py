@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser, configs: str, default_config:
     """Data, config and overrides, output folder, folds, device."""
     parser.add_argument("--raw", required=True, help="raw data folder (imagesTr/, labelsTr_instance/, ...)")
     parser.add_argument("--splits", default=None, help="project folds folder (default: 5 patient-level folds)")
-    parser.add_argument("-c", "--config", default=default_config, help=f"{configs} or a YAML path (default %(default)s)")
+    parser.add_argument("-c", "--config", default=default_config,
+                        help=f"{configs} or a YAML path (default %(default)s)")
     parser.add_argument("--out", default=default_out, help="default %(default)s")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3], help="project folds (default 1 2 3)")
     parser.add_argument("--device", default="cpu", help="torch device for training (default %(default)s)")

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Data, output folders, folds, smoke schedule, device and preprocessing workers."""
     parser.add_argument("--raw", required=True, help="raw data folder (imagesTr/, labelsTr_instance/, ...)")
     parser.add_argument("--splits", default=None, help="project folds folder (default: 5 patient-level folds)")
-    parser.add_argument("--work", default="data/nnunet", help="nnUNet_raw + nnUNet_preprocessed parent (default %(default)s)")
+    parser.add_argument("--work", default="data/nnunet",
+                        help="nnUNet_raw + nnUNet_preprocessed parent (default %(default)s)")
     parser.add_argument("--out", default="model_weights_finetuned/nnUNet",
                         help="receives fold_<k>/ (default %(default)s)")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3], help="project folds (default 1 2 3)")

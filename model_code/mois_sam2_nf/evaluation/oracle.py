@@ -201,7 +201,8 @@ class ImperfectOracleSegmenter(OracleSegmenter):
             for c in range(0, cols - edge + 1, edge):
                 for f in range(0, frames - edge + 1, edge):
                     if not near_gt[r : r + edge, c : c + edge, f : f + edge].any():
-                        corners = view.canonical_to_ijk(np.array([[r, c, f], [r + edge - 1, c + edge - 1, f + edge - 1]]))
+                        far = (r + edge - 1, c + edge - 1, f + edge - 1)
+                        corners = view.canonical_to_ijk(np.array([[r, c, f], far]))
                         lo, hi = corners.min(axis=0), corners.max(axis=0)
                         return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi))
         return None

@@ -79,7 +79,10 @@ def _one_line(err: BaseException) -> str:
 
 def _params_and_upload(params: str, file: UploadFile, folder: Path, what: str, *, scan: bool
                        ) -> tuple[dict[str, Any], Path]:
-    """A write request's JSON ``params`` (400 if malformed) and its file saved under ``folder`` (:func:`_save_upload`)."""
+    """A write request's JSON ``params`` (400 if malformed) and its file saved under ``folder``.
+
+    The file is checked and named by :func:`_save_upload`.
+    """
     try:
         parsed = parse_params(params)
     except InputError as err:

@@ -86,7 +86,8 @@ def _voxel(field: str, index: int, raw: object, shape: tuple[int, int, int]) -> 
     return voxel  # type: ignore[return-value]
 
 
-def request_points(request: Mapping[str, object], field: str, shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+def request_points(request: Mapping[str, object], field: str,
+                   shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
     """The ``foreground`` or ``background`` param as voxel indices (missing = empty); coordinates are rounded."""
     raw = request.get(field, [])
     if raw is None:

@@ -13,13 +13,13 @@ frames, ``num_correction_points`` extra passes, each adding one click drawn from
 previous low-res logits back as mask prompt. The memory of the frame is encoded from the last pass; corrected frames
 are stored as conditioning frames.
 
-MOIS-SAM2 (:class:`MOISClipForward`, the reference's "stream" mode): every clip of the batch has its own exemplar
-bank, empty at the start; after each frame's tracking step every object with a non-empty mask on that frame becomes a
-detached exemplar of its clip's bank (prompted on initial conditioning frames), as long as the bank holds fewer than
-``max_store``; then each clip's semantic mask of the frame is predicted from its bank as it stands. The semantic object-score gate is off in training
-by default (``semantic_gate=False``): a gated mask is a constant, so the semantic branch and exemplar attention would
-get no gradient on any frame whose semantic object score is negative; the object score itself is learned by its own
-loss term and gates at inference.
+MOIS-SAM2 (:class:`MOISClipForward`, the reference's "stream" mode): every clip of the batch has its own exemplar bank,
+empty at the start; after each frame's tracking step every object with a non-empty mask on that frame becomes a detached
+exemplar of its clip's bank (prompted on initial conditioning frames), as long as the bank holds fewer than
+``max_store``; then each clip's semantic mask of the frame is predicted from its bank as it stands. The semantic
+object-score gate is off in training by default (``semantic_gate=False``): a gated mask is a constant, so the semantic
+branch and exemplar attention would get no gradient on any frame whose semantic object score is negative; the object
+score itself is learned by its own loss term and gates at inference.
 """
 
 from __future__ import annotations

@@ -178,9 +178,9 @@ class LesionPainter:
             return 0
         lo = [min(r[0][a].start for _, r, _ in accepted) for a in range(3)]
         hi = [max(r[0][a].stop for _, r, _ in accepted) for a in range(3)]
-        own = np.zeros([h - l for l, h in zip(lo, hi)], dtype=bool)
+        own = np.zeros([h - low for low, h in zip(lo, hi)], dtype=bool)
         for _, region, label in accepted:
-            own[tuple(slice(s.start - l, s.stop - l) for s, l in zip(region[0], lo))] |= label
+            own[tuple(slice(s.start - low, s.stop - low) for s, low in zip(region[0], lo))] |= label
         n = count_components(own)
         if n > max_components:
             return 0

@@ -49,7 +49,10 @@ def onnx_session(path: str | os.PathLike[str]) -> ort.InferenceSession:
 
 
 def onnx_logits(session: ort.InferenceSession, inputs: torch.Tensor) -> torch.Tensor:
-    """Run the session on ``(B, 3, D, H, W)`` (image + guide channels); logits ``(B, 2, D, H, W)`` on the input device."""
+    """Run the session on ``(B, 3, D, H, W)`` (image + guide channels).
+
+    Returns logits ``(B, 2, D, H, W)`` on the input device.
+    """
     array = inputs.detach().float().cpu().numpy()
     (logits,) = session.run(["logits"], {"image": np.ascontiguousarray(array[:, :1]),
                                          "guide": np.ascontiguousarray(array[:, 1:])})

@@ -1,13 +1,13 @@
 """DINs training (docs/baselines.md, DINs), exported to ONNX at the end.
 
-Each iteration takes a crop of a training scan of the fold (:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`:
-``pos_fraction`` centred on lesion voxels, flips on all axes) and simulates the user's clicks on it
-(:func:`simulated_clicks`): 1..10 positives drawn uniformly from the lesion after a 3-iteration in-plane erosion, a
-10-pixel disc around each removed from its slice before the next draw (the centroid when erosion empties the lesion),
-and 0..10 negatives in a 40-voxel band outside the lesion beyond a 3-voxel margin, random or farthest-point (50/50).
-The loss is the softmax cross-entropy with class weights (1, 3) plus ``l2 * sum(w^2)`` over the convolution kernels;
-Adam with ``ReduceLROnPlateau`` on the validation loss. The fold folder gets ``checkpoint.pt``, ``checkpoint.onnx``
-(checked against PyTorch on two shapes) and ``meta.json``; resume and logs as
+Each iteration takes a crop of a training scan of the fold
+(:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`: ``pos_fraction`` centred on lesion voxels, flips on all
+axes) and simulates the user's clicks on it (:func:`simulated_clicks`): 1..10 positives drawn uniformly from the lesion
+after a 3-iteration in-plane erosion, a 10-pixel disc around each removed from its slice before the next draw (the
+centroid when erosion empties the lesion), and 0..10 negatives in a 40-voxel band outside the lesion beyond a 3-voxel
+margin, random or farthest-point (50/50). The loss is the softmax cross-entropy with class weights (1, 3) plus ``l2 *
+sum(w^2)`` over the convolution kernels; Adam with ``ReduceLROnPlateau`` on the validation loss. The fold folder gets
+``checkpoint.pt``, ``checkpoint.onnx`` (checked against PyTorch on two shapes) and ``meta.json``; resume and logs as
 :func:`~mois_sam2_nf.models.guided_cnn.training.train_loop`.
 """
 

@@ -36,7 +36,9 @@ def ball_guidance(shape: Sequence[int], positives: Sequence[Voxel], negatives: S
 
 def expdt_guidance(shape: Sequence[int], positives: Sequence[Voxel], negatives: Sequence[Voxel],
                    sigma: Sequence[float] = (5.0, 5.0, 1.0), gamma: float = 1.0) -> torch.Tensor:
-    """``(2, R, C, F)`` float32 exponential-distance guidance with per-axis ``sigma`` in voxels ``(rows, cols, frames)``.
+    """``(2, R, C, F)`` float32 exponential-distance guidance.
+
+    ``sigma`` is per axis, in voxels ``(rows, cols, frames)``.
 
     Each click is evaluated within 6 sigma of its voxel (beyond that the value is below 2e-8 and left at 0).
     """

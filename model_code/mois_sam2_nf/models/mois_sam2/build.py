@@ -202,7 +202,8 @@ def build_mois_sam2(
     """Build a MOIS-SAM2 model (``MOISSAM2Base`` or the ``target`` subclass) from a config name or YAML path.
 
     Config names: ``mois_sam2.1_hiera_t``, ``mois_sam2.1_hiera_s``, ``mois_sam2.1_hiera_b+`` (main) and
-    ``mois_sam2_demo`` (narrow Hiera, width 128, 256 px for CPU). ``checkpoint`` may be a MOIS-SAM2 or an official SAM2.1 file.
+    ``mois_sam2_demo`` (narrow Hiera, width 128, 256 px for CPU). ``checkpoint`` may be a MOIS-SAM2 or an official
+    SAM2.1 file.
     See :func:`build_model` for the other arguments.
     """
     return build_model(config, MOIS_CONFIG_DIR, checkpoint, device, mode=mode, overrides=overrides, target=target,

@@ -172,7 +172,10 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         self.reset_state(inference_state, reset_exemplars=False)
 
     def add_new_mask(self, *args: Any, **kwargs: Any) -> Any:
-        """Reject mask prompts: MOIS-SAM2 volume inference takes point or box prompts only (docs/method.md, Volume inference)."""
+        """Reject mask prompts: MOIS-SAM2 volume inference takes point or box prompts only.
+
+        See docs/method.md, Volume inference.
+        """
         raise InputError("MOISSAM2Predictor: mask prompts are not accepted (use point or box prompts)")
 
     @torch.inference_mode()

@@ -20,7 +20,10 @@ _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def hole_mask(logits: np.ndarray, max_area: int) -> np.ndarray:
-    """Bool ``(h, w)`` map of the holes of one 2-D ``(h, w)`` logit map (8-connected background areas <= ``max_area``)."""
+    """Bool ``(h, w)`` map of the holes of one 2-D ``(h, w)`` logit map.
+
+    A hole is an 8-connected background area of at most ``max_area`` pixels.
+    """
     labels, count = ndimage.label(logits <= 0, structure=_EIGHT_CONNECTED)
     if count == 0:
         return np.zeros(logits.shape, dtype=bool)

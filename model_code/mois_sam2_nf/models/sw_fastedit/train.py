@@ -1,11 +1,12 @@
 """SW-FastEdit training, DeepEdit style (docs/baselines.md, SW-FastEdit).
 
-Each iteration takes a crop of a training scan of the fold (:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`,
-``pos_fraction`` of them centred on lesion voxels, random flips) and starts the guidance from one positive click on a
-random lesion voxel of the crop (none if the crop has no lesion). Then ``0..max_interactions`` simulated interactions
-run without gradients (predict, add the corrective click of the largest error region), and one Adam step is taken on
-the final inputs with ``DiceCELoss(to_onehot_y, softmax, squared_pred, include_background=False)``. The learning rate
-follows ``CosineAnnealingLR(T_max=epochs)``. Outputs and resume: :func:`~mois_sam2_nf.models.guided_cnn.training.train_loop`.
+Each iteration takes a crop of a training scan of the fold
+(:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`, ``pos_fraction`` of them centred on lesion voxels,
+random flips) and starts the guidance from one positive click on a random lesion voxel of the crop (none if the crop has
+no lesion). Then ``0..max_interactions`` simulated interactions run without gradients (predict, add the corrective click
+of the largest error region), and one Adam step is taken on the final inputs with ``DiceCELoss(to_onehot_y, softmax,
+squared_pred, include_background=False)``. The learning rate follows ``CosineAnnealingLR(T_max=epochs)``. Outputs and
+resume: :func:`~mois_sam2_nf.models.guided_cnn.training.train_loop`.
 """
 
 from __future__ import annotations
