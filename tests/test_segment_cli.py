@@ -122,3 +122,131 @@ def test_model_that_cannot_be_created_is_one_error_line(tiny_scan, tmp_path: Pat
     assert code == 1
     assert "unknown model 'no_such_model'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _segment(image: Path, clicks: Path, out: Path, *extra: str) -> list[str]:
+    return ["segment", "--image", str(image), "--clicks", str(clicks), "--out", str(out), *extra]
+
+
+def _one_error_line(capsys, *words: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert all(word in err[0] for word in words), err[0]
+
+
+def test_rgb24_image_and_junk_checkpoint_are_one_error_line(tiny_scan, tmp_path: Path, capsys) -> None:
+    image, _, components = tiny_scan
+    shape = nib.load(str(image)).shape
+    rgb = tmp_path / "rgb.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(shape, dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")]), np.eye(4)), rgb)
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    assert main(_segment(rgb, clicks, tmp_path / "out", "--model", "mois_sam2")) == 1
+    _one_error_line(capsys, str(rgb), "R/G/B record of 24 bits is not supported")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hello", encoding="utf-8")
+    assert main(_segment(image, clicks, tmp_path / "out", "--model", "mois_sam2", "--checkpoint", str(junk))) == 1
+    _one_error_line(capsys, str(junk), "not a readable torch checkpoint")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("device", "words"), [("bogus", "is not a torch device"), ("cuda:99", "cuda:99")])
+def test_unusable_device_is_one_error_line(tiny_scan, tmp_path: Path, capsys, device: str, words: str) -> None:
+    image, label, components = tiny_scan
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    assert main(_segment(image, clicks, tmp_path / "out", "--model", "oracle", "--label", str(label),
+                         "--device", device)) == 1
+    _one_error_line(capsys, "--device", words)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("layout", ["out_is_a_file", "parent_is_a_file"])
+def test_bad_out_is_refused_before_the_model_runs(tiny_scan, tmp_path: Path, capsys, monkeypatch,
+                                                  layout: str) -> None:
+    import mois_sam2_nf.evaluation.segment_one as segment_one
+
+    image, label, components = tiny_scan
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file", encoding="utf-8")
+    out = blocker if layout == "out_is_a_file" else blocker / "sub" / "out"
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was created before --out was checked")
+
+    monkeypatch.setattr(segment_one, "create_segmenter", no_model)
+    assert main(_segment(image, clicks, out, "--model", "oracle", "--label", str(label))) == 1
+    _one_error_line(capsys, str(out), "is a file" if layout == "parent_is_a_file" else "not a folder")
+    assert blocker.read_text(encoding="utf-8") == "a file"
+
+
+def test_deeply_nested_clicks_and_limits_are_one_error_line(tiny_scan, tmp_path: Path, capsys) -> None:
+    image, label, components = tiny_scan
+    nested = tmp_path / "nested.json"
+    nested.write_text('{"lesions": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    oracle = ["--model", "oracle", "--label", str(label)]
+    assert main(_segment(image, nested, tmp_path / "out", *oracle)) == 1
+    _one_error_line(capsys, str(nested), "nested too deeply")
+
+    inside = _inside(components, 1)
+    many_clicks = _write(tmp_path / "many.json", {"lesions": [{"id": 1, "clicks": [[*inside, 1]] * 101}]})
+    assert main(_segment(image, many_clicks, tmp_path / "out", *oracle)) == 1
+    _one_error_line(capsys, str(many_clicks), "101 clicks", "limit of 100", "--max-clicks-per-lesion")
+    three = _write(tmp_path / "three.json", {"lesions": [{"id": n, "clicks": [[*inside, 1]]} for n in (1, 2, 3)]})
+    assert main(_segment(image, three, tmp_path / "out", *oracle, "--max-lesions", "2")) == 1
+    _one_error_line(capsys, str(three), "3 lesions", "limit of 2", "--max-lesions")
+    assert not (tmp_path / "out").exists()
+    assert main(_segment(image, many_clicks, tmp_path / "out", *oracle, "--max-clicks-per-lesion", "101")) == 0
+
+
+def test_outputs_are_all_or_nothing(tiny_scan, tmp_path: Path, monkeypatch) -> None:
+    import mois_sam2_nf.evaluation.segment_one as segment_one
+
+    image, label, components = tiny_scan
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    written: list[str] = []
+    save = segment_one.save_nifti
+
+    def fail_on_the_last_file(path: Path, *args: object, **kwargs: object) -> Path:
+        if Path(path).name == "propagated.nii.gz":
+            raise OSError("No space left on device")
+        written.append(Path(path).name)
+        return save(path, *args, **kwargs)
+
+    monkeypatch.setattr(segment_one, "save_nifti", fail_on_the_last_file)
+    options = {"label_path": label, "propagates": True, "miss_every": 0, "margin": 0, "fp_edge": 0}
+    with pytest.raises(OSError, match="No space left"):
+        segment_scan(image, clicks, "imperfect_oracle", tmp_path / "out", **options)
+    assert written == ["lesions.nii.gz", "combined.nii.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clicks.json"]  # no output folder, no temporary sibling
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(OSError):
+        segment_scan(image, clicks, "imperfect_oracle", existing, **options)
+    assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]
+    monkeypatch.setattr(segment_one, "save_nifti", save)
+    segment_scan(image, clicks, "imperfect_oracle", existing, **options)
+    assert sorted(p.name for p in existing.iterdir()) == ["combined.nii.gz", "lesions.nii.gz", "notes.txt",
+                                                           "propagated.nii.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clicks.json", "existing"]
+
+
+def test_outputs_keep_qform_sform_and_their_codes(tiny_scan, tmp_path: Path) -> None:
+    image, label, components = tiny_scan
+    source = nib.load(str(image))
+    moved = source.affine.copy()
+    moved[:3, 3] += [7.0, -3.0, 5.0]  # the qform lies 9 mm away from the sform
+    odd = nib.Nifti1Image(np.asarray(source.dataobj), source.affine)
+    odd.header.set_qform(moved, code=3)
+    odd.header.set_sform(source.affine, code=4)
+    odd_path = tmp_path / "odd.nii.gz"
+    nib.save(odd, odd_path)
+    clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
+    assert main(_segment(odd_path, clicks, tmp_path / "out", "--model", "oracle", "--label", str(label))) == 0
+    written = nib.load(str(odd_path)).header
+    for name in ("lesions.nii.gz", "combined.nii.gz"):
+        header = nib.load(str(tmp_path / "out" / name)).header
+        for field in ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y",
+                      "qoffset_z", "srow_x", "srow_y", "srow_z"):
+            np.testing.assert_array_equal(header[field], written[field], err_msg=f"{name} {field}")

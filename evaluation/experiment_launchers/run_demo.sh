@@ -43,7 +43,8 @@ run_job() {
     case "${model}" in
         sam2 | mois_sam2*) options+=(model.early_stop_k=2) ;;  # SAM2-family option
     esac
-    MODELS="${model}" MODE="${mode}" TEST_SETS="${test_sets}" "${LAUNCHERS}/run_benchmark.sh" "${options[@]}" "$@"
+    JOBS=1 REPORT=0 MODELS="${model}" MODE="${mode}" TEST_SETS="${test_sets}" "${LAUNCHERS}/run_benchmark.sh" \
+        "${options[@]}" "$@"
 }
 
 # the job list: per model (sweep models first, in their order) its sweep, then its lesion-wise corrective run

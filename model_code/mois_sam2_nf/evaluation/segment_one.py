@@ -12,7 +12,11 @@ Clicks file (JSON)::
 - a lesion's clicks are applied in the order listed, one interaction each (the first starts the lesion, each later
   one corrects it), exactly as the evaluation's lesion-wise protocol and the Slicer app apply them.
 
-Outputs in ``out_dir`` (same shape, affine and qform/sform codes as the image):
+Limits (configurable, ``segment --max-clicks-per-lesion`` / ``--max-lesions``): at most
+:data:`MAX_CLICKS_PER_LESION` clicks per lesion and :data:`MAX_LESIONS` lesions per file, so a malformed or hostile
+file is refused at once instead of running for hours.
+
+Outputs in ``out_dir`` (same shape, affine, qform/sform matrices and codes as the image):
 
 - ``lesions.nii.gz`` (int32): lesion id per voxel, 0 = background. Where two lesion masks overlap, the lesion listed
   first keeps the voxel.
@@ -20,7 +24,9 @@ Outputs in ``out_dir`` (same shape, affine and qform/sform codes as the image):
   propagate, e.g. MOIS-SAM2).
 - ``combined.nii.gz`` (uint8 {0,1}): union of all lesions and the propagated mask.
 
-The clicks are validated completely before the model is loaded; on any error nothing is written.
+The clicks, the device and the output folder are validated before the model is loaded; the files are written into a
+temporary sibling folder and published together (:func:`~mois_sam2_nf.atomic.atomic_dir`), so on any error nothing is
+written.
 """
 
 from __future__ import annotations
@@ -33,13 +39,19 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from mois_sam2_nf.atomic import atomic_dir, check_output_dir
 from mois_sam2_nf.data.io import case_id, load_label, load_nifti, save_nifti
 from mois_sam2_nf.data.view import ScanView
+from mois_sam2_nf.devices import check_device
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
 
 #: largest lesion id (``lesions.nii.gz`` is int32)
 MAX_LESION_ID = int(np.iinfo(np.int32).max)
+#: default limit on the clicks of one lesion
+MAX_CLICKS_PER_LESION = 100
+#: default limit on the lesions of one clicks file
+MAX_LESIONS = 500
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ def _parse_click(path: Path, lesion_id: int, index: int, raw: object, shape: tup
     return Click(i, j, k, bool(positive))
 
 
-def _parse_lesion(path: Path, index: int, raw: object, shape: tuple[int, ...]) -> LesionClicks:
+def _parse_lesion(path: Path, index: int, raw: object, shape: tuple[int, ...], max_clicks: int) -> LesionClicks:
     if not isinstance(raw, dict) or set(raw) != {"id", "clicks"}:
         keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise InputError(f'{path}: lesions[{index}] must be an object with exactly "id" and "clicks" (got {keys})')
@@ -83,17 +95,22 @@ def _parse_lesion(path: Path, index: int, raw: object, shape: tuple[int, ...]) -
     clicks = raw["clicks"]
     if not isinstance(clicks, list) or not clicks:
         raise InputError(f"{path}: lesion {lesion_id} needs a non-empty list of clicks")
+    if len(clicks) > max_clicks:
+        raise InputError(f"{path}: lesion {lesion_id} has {len(clicks)} clicks, more than the limit of {max_clicks} "
+                         f"(--max-clicks-per-lesion)")
     parsed = tuple(_parse_click(path, lesion_id, n, click, shape) for n, click in enumerate(clicks))
     if not any(click.positive for click in parsed):
         raise InputError(f"{path}: lesion {lesion_id} has no positive click")
     return LesionClicks(lesion_id, parsed)
 
 
-def read_clicks(path: str | os.PathLike[str], shape: tuple[int, ...]) -> list[LesionClicks]:
+def read_clicks(path: str | os.PathLike[str], shape: tuple[int, ...],
+                max_clicks_per_lesion: int = MAX_CLICKS_PER_LESION, max_lesions: int = MAX_LESIONS) -> list[LesionClicks]:
     """Parse and validate a clicks file for a volume of ``shape`` ``(I, J, K)``; lesions in file order.
 
-    Raises :class:`InputError` (one line naming the file) for a missing or non-JSON file, an unknown layout, a bad
-    or duplicate id, a malformed click, a click outside the volume or a lesion without a positive click.
+    Raises :class:`InputError` (one line naming the file) for a missing, non-JSON or too deeply nested file, an
+    unknown layout, a bad or duplicate id, a malformed click, a click outside the volume, a lesion without a positive
+    click, or more than ``max_clicks_per_lesion`` clicks on a lesion / ``max_lesions`` lesions.
     """
     path = Path(path)
     if not path.is_file():
@@ -104,11 +121,16 @@ def read_clicks(path: str | os.PathLike[str], shape: tuple[int, ...]) -> list[Le
         raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply (expected lesions -> clicks -> [i, j, k, 1 or 0])") from None
     if not isinstance(data, dict) or set(data) != {"lesions"} or not isinstance(data["lesions"], list):
         raise InputError(f'{path}: expected {{"lesions": [{{"id": 1, "clicks": [[i, j, k, 1], ...]}}, ...]}}')
     if not data["lesions"]:
         raise InputError(f'{path}: "lesions" is empty')
-    lesions = [_parse_lesion(path, n, raw, shape) for n, raw in enumerate(data["lesions"])]
+    if len(data["lesions"]) > max_lesions:
+        raise InputError(f"{path}: {len(data['lesions'])} lesions, more than the limit of {max_lesions} "
+                         f"(--max-lesions)")
+    lesions = [_parse_lesion(path, n, raw, shape, max_clicks_per_lesion) for n, raw in enumerate(data["lesions"])]
     seen: set[int] = set()
     for lesion in lesions:
         if lesion.lesion_id in seen:
@@ -123,6 +145,8 @@ def segment_scan(
     model: str,
     out_dir: str | os.PathLike[str],
     label_path: str | os.PathLike[str] | None = None,
+    max_clicks_per_lesion: int = MAX_CLICKS_PER_LESION,
+    max_lesions: int = MAX_LESIONS,
     **segmenter_options: object,
 ) -> SegmentOutputs:
     """Run ``model`` on one scan with the clicks of ``clicks_path`` and write the outputs (module docstring).
@@ -131,14 +155,19 @@ def segment_scan(
         image_path: the scan (3-D NIfTI).
         clicks_path: clicks JSON (format in the module docstring).
         model: a registered segmenter name (``create_segmenter``).
-        out_dir: output folder (created).
+        out_dir: output folder (created; checked before the model is loaded; written all or nothing).
         label_path: ground-truth label on the image grid, passed as ``Scan.label`` (oracle segmenters only).
-        segmenter_options: keyword arguments of the segmenter factory (e.g. ``checkpoint``, ``config``, ``device``).
+        max_clicks_per_lesion, max_lesions: limits of the clicks file (:func:`read_clicks`).
+        segmenter_options: keyword arguments of the segmenter factory (e.g. ``checkpoint``, ``config``, ``device``;
+            ``device`` must exist on this machine).
     """
     image = load_nifti(image_path)
     shape = tuple(image.array.shape)
-    lesions_clicks = read_clicks(clicks_path, shape)
+    lesions_clicks = read_clicks(clicks_path, shape, max_clicks_per_lesion, max_lesions)
     label = load_label(label_path, image=image).array if label_path is not None else None
+    if "device" in segmenter_options:
+        check_device(str(segmenter_options["device"]))
+    check_output_dir(out_dir, "--out folder")
     try:
         segmenter = create_segmenter(model, **segmenter_options)
     except TypeError as err:
@@ -162,14 +191,15 @@ def segment_scan(
         segmenter.end_scan()
     combined = lesions > 0 if propagated is None else (lesions > 0) | propagated
     out = Path(out_dir)
-    written_propagated = None
+    outputs = {"lesions.nii.gz": lesions, "combined.nii.gz": combined.astype(np.uint8)}
     if propagated is not None:
-        written_propagated = save_nifti(
-            out / "propagated.nii.gz", propagated.astype(np.uint8), image.affine, like=image.header
-        )
+        outputs["propagated.nii.gz"] = propagated.astype(np.uint8)
+    with atomic_dir(out) as tmp:
+        for name, array in outputs.items():
+            save_nifti(tmp / name, array, image.affine, like=image.header)
     return SegmentOutputs(
-        lesions=save_nifti(out / "lesions.nii.gz", lesions, image.affine, like=image.header),
-        combined=save_nifti(out / "combined.nii.gz", combined.astype(np.uint8), image.affine, like=image.header),
-        propagated=written_propagated,
+        lesions=out / "lesions.nii.gz",
+        combined=out / "combined.nii.gz",
+        propagated=None if propagated is None else out / "propagated.nii.gz",
         n_lesions=len(lesions_clicks),
     )

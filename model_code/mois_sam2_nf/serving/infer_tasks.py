@@ -1,19 +1,23 @@
-"""MONAI Label infer tasks for MOIS-SAM2 and SAM2, and the app configuration (model spec section 9).
+"""MONAI Label infer tasks for MOIS-SAM2 and SAM2, and the app configuration (docs/architecture.md, MONAI Label app).
 
 Tasks (names as the reference app, plus the plain SAM2 one):
 
-- ``mois_sam_interaction`` (deepgrow): labels ``lesion_1 ... lesion_<max_lesions>``; the label's number is the object
-  id. ``foreground`` / ``background`` are the label's full click history; the lesion is segmented with full 3-D
-  forward and reverse propagation and added to the scan's exemplar bank. Answer: the lesion's binary mask.
+- ``mois_sam_interaction`` (deepgrow): labels ``lesion_1 ... lesion_<max_lesions>`` (no ``background``: Slicer would
+  offer it as a label to click on); the label's number is the object id. ``foreground`` / ``background`` are the
+  label's full click history; the lesion is segmented with full 3-D forward and reverse propagation and added to the
+  scan's exemplar bank. Answer: the lesion's binary mask.
 - ``mois_sam_propagation`` (segmentation): propagation from the exemplar bank to the unprompted lesions (overlap
-  filter of spec 6.4, so labelled lesions stay out). Answer: ``propagated_neurofibromas``.
+  filter, so labelled lesions stay out). Answer: ``propagated_neurofibromas``; before any lesion is clicked (Slicer's
+  auto-run on "Next Sample") an empty mask and a ``message`` saying what to do.
 - ``remove_propagation_component`` (deepgrow, no network): every ``background`` point removes the connected component
   of the label's current mask that contains it (3-D by default, 2-D coronal with ``fp_removal=2d``).
 - ``sam2_interaction`` (deepgrow): plain SAM2, same click handling, for comparison.
 
 The three MOIS tasks share one :class:`~mois_sam2_nf.serving.workspace.AnnotationWorkspace`, so the embedding cache,
-the exemplar bank and the masks persist across requests on the same image. Bad params become a MONAI Label
-``INVALID_INPUT`` error (HTTP 400) with one line naming the problem; answers are NIfTI files in the image's space.
+the exemplar bank and the masks persist across requests on the same image. A request is validated completely (params,
+points against the image header's shape) before it waits for the workspace, so a bad request is answered at once even
+while a click is being computed; bad params become a :class:`~mois_sam2_nf.serving.errors.RejectedRequest` (HTTP 400)
+with one line naming the problem; answers are NIfTI files in the image's space (same qform/sform and codes).
 """
 
 from __future__ import annotations
@@ -28,21 +32,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import HTTPException
-from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from mois_sam2_nf.data.io import save_nifti
+from mois_sam2_nf.data.io import nifti_shape, save_nifti
+from mois_sam2_nf.devices import check_device
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.models.interactive import apply_threads, conf_overrides, interactive_settings
+from mois_sam2_nf.serving.errors import RejectedRequest
 from mois_sam2_nf.serving.requests import (
     PROPAGATED_LABEL,
+    ClickRequest,
     lesion_id,
     lesion_labels,
     parse_click_request,
     request_label,
 )
-from mois_sam2_nf.serving.workspace import AnnotationWorkspace
+from mois_sam2_nf.serving.workspace import AnnotationWorkspace, NoLesionClicked
 
 #: models the app can serve (``conf models``) and their default checkpoint (relative to the repository root); the
 #: config and frame normalisation come from the checkpoint's metadata
@@ -50,15 +56,16 @@ MODEL_DEFAULTS: dict[str, str] = {
     "mois_sam2": "model_weights/demo/mois_sam2_demo.pt",
     "sam2": "model_weights/demo/sam2_demo.pt",
 }
+#: default and largest number of lesion labels offered (``conf max_lesions``)
+DEFAULT_MAX_LESIONS = 10
+LIMIT_MAX_LESIONS = 1000
 
 
-class RejectedRequest(MONAILabelException, HTTPException):
-    """An invalid request: MONAI Label's ``INVALID_INPUT`` error, answered by the server as HTTP 400 with the message
-    (MONAI Label itself would answer a bare 500)."""
-
-    def __init__(self, message: str) -> None:
-        MONAILabelException.__init__(self, MONAILabelError.INVALID_INPUT, message)
-        HTTPException.__init__(self, status_code=400, detail=message)
+def app_labels(max_lesions: int) -> dict[str, int]:
+    """The labels the app offers, in Slicer's segment order: ``lesion_1 ... lesion_<n>`` (values 1 ... n), then
+    ``propagated_neurofibromas`` (n + 1). Slicer numbers saved segments in this order, so ``label_info`` indices
+    match the saved voxel values."""
+    return lesion_labels(max_lesions) | {PROPAGATED_LABEL: max_lesions + 1}
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,12 @@ class AppConfig:
         configs / checkpoints: per model, config name or YAML (``None`` = from the checkpoint's metadata) and
             weights file (relative paths are relative to the repository root).
         device, precision: torch device and ``fp32`` / ``bf16`` (default: cuda + bf16 when available, else cpu + fp32).
-        early_stop_k: early stop of propagation (``None`` = exact).
-        max_lesions: lesion labels offered (``lesion_1`` ... ``lesion_<max_lesions>``).
+        speed, speed_overrides: speed profile of the SAM2-family models (``interactive`` = the shortcuts of
+            ``models/interactive.yaml``, ``exact`` = none; :func:`~mois_sam2_nf.models.interactive.interactive_settings`)
+            and the ``--conf`` values that override that YAML (``early_stop_k``, ``correction_reuse_k``,
+            ``cache_dtype``, ``threads``; ``none`` = null). On CPU ``precision`` defaults to the YAML's.
+        max_lesions: lesion labels offered (``lesion_1`` ... ``lesion_<max_lesions>``; default
+            :data:`DEFAULT_MAX_LESIONS`, at most :data:`LIMIT_MAX_LESIONS`).
         idle_timeout_s: seconds without requests after which an image's caches are dropped.
         fp_removal: ``3d`` or ``2d`` components for ``remove_propagation_component``.
     """
@@ -81,14 +92,16 @@ class AppConfig:
     checkpoints: dict[str, Path]
     device: str
     precision: str
-    early_stop_k: int | None
+    speed: str
+    speed_overrides: tuple[str, ...]
     max_lesions: int
     idle_timeout_s: float
     fp_removal: str
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, str], repo_root: Path) -> AppConfig:
-        """Parse MONAI Label's ``--conf key value`` pairs; :class:`InputError` for unknown models or bad numbers."""
+        """Parse MONAI Label's ``--conf key value`` pairs; :class:`InputError` for unknown models, a device this machine
+        lacks, or bad numbers."""
         requested = conf.get("models", "all")
         models = tuple(MODEL_DEFAULTS) if requested == "all" else tuple(m.strip() for m in requested.split(","))
         unknown = [m for m in models if m not in MODEL_DEFAULTS]
@@ -99,25 +112,33 @@ class AppConfig:
 
         cuda = torch.cuda.is_available()
         try:
-            early_stop = conf.get("early_stop_k", "none")
-            return cls(
+            speed, speed_overrides = conf.get("speed", "interactive"), conf_overrides(conf)
+            cpu_precision = interactive_settings("mois_sam2", speed, speed_overrides).options.get("precision", "fp32")
+            max_lesions = int(conf.get("max_lesions", str(DEFAULT_MAX_LESIONS)))
+            config = cls(
                 models=models,
                 configs={m: conf.get(f"{m}_config") for m in models},
                 checkpoints={m: repo_root / conf.get(f"{m}_checkpoint", MODEL_DEFAULTS[m]) for m in models},
-                device=conf.get("device", "cuda" if cuda else "cpu"),
-                precision=conf.get("precision", "bf16" if cuda else "fp32"),
-                early_stop_k=None if early_stop.lower() == "none" else int(early_stop),
-                max_lesions=int(conf.get("max_lesions", "100")),
+                device=check_device(conf.get("device", "cuda" if cuda else "cpu"), "conf device"),
+                precision=conf.get("precision", "bf16" if cuda else cpu_precision),
+                speed=speed,
+                speed_overrides=speed_overrides,
+                max_lesions=max_lesions,
                 idle_timeout_s=float(conf.get("idle_timeout", "600")),
                 fp_removal=conf.get("fp_removal", "3d"),
             )
         except ValueError as err:
             raise InputError(f"conf: {err}") from None
+        if not 1 <= config.max_lesions <= LIMIT_MAX_LESIONS:
+            raise InputError(f"conf max_lesions={config.max_lesions}: expected 1 ... {LIMIT_MAX_LESIONS}")
+        return config
 
     def workspace(self, model: str) -> AnnotationWorkspace:
         """Build ``model``'s segmenter (weights loaded now) inside a fresh workspace."""
+        settings = interactive_settings(model, self.speed, self.speed_overrides)
+        apply_threads(settings.threads)
         segmenter = create_segmenter(model, config=self.configs[model], checkpoint=str(self.checkpoints[model]),
-                                     device=self.device, precision=self.precision, early_stop_k=self.early_stop_k)
+                                     device=self.device, **(settings.options | {"precision": self.precision}))
         return AnnotationWorkspace(segmenter, idle_timeout_s=self.idle_timeout_s,
                                    removal_mode=self.fp_removal)  # type: ignore[arg-type]
 
@@ -125,8 +146,10 @@ class AppConfig:
 class WorkspaceTask(InferTask):
     """An infer task answering from an :class:`AnnotationWorkspace`: validation, timing and the output file.
 
-    Subclasses implement :meth:`run` (request -> ``(label name, bool mask)``); ``request["image"]`` is the image path
-    (MONAI Label resolves the datastore id), which also identifies the workspace's current image.
+    Subclasses implement :meth:`check` (request + image shape -> validated arguments; no model, no lock) and
+    :meth:`run` (validated arguments -> ``(label name, bool mask, extra answer params)`` under the workspace's lock).
+    ``request["image"]`` is the image path (a datastore study or a session upload, resolved by the app), which also
+    identifies the workspace's current image.
     """
 
     def __init__(self, workspace: AnnotationWorkspace, type: InferType, labels: Any, description: str) -> None:
@@ -137,21 +160,31 @@ class WorkspaceTask(InferTask):
         return True
 
     @abstractmethod
-    def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        """Return ``(label name, bool (I, J, K) mask, extra answer params)``."""
+    def check(self, request: Mapping[str, Any], shape: tuple[int, int, int]) -> Any:
+        """Validate ``request`` for an image of ``shape`` ``(I, J, K)``; :class:`InputError` for a bad request."""
+
+    @abstractmethod
+    def run(self, checked: Any, image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
+        """Return ``(label name, bool (I, J, K) mask, extra answer params)`` for the output of :meth:`check`."""
 
     def __call__(self, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         start = time.perf_counter()
         image_path = str(request.get("image", ""))
-        with self.workspace.lock:  # the answer is written in the space of the image it was computed on
-            try:
-                label, mask, extra = self.run(request, image_path)
-            except InputError as err:
-                raise RejectedRequest(str(err)) from None
-            image = self.workspace.image
-            handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="mois_sam2_nf_")
-            os.close(handle)
-            save_nifti(path, mask.astype(np.uint8), image.affine, like=image.header)
+        try:
+            checked = self.check(request, nifti_shape(image_path))
+            with self.workspace.lock:  # the answer is written in the space of the image it was computed on
+                label, mask, extra = self.run(checked, image_path)
+                image = self.workspace.image
+                assert image is not None  # set by run()
+                handle, path = tempfile.mkstemp(suffix=".nii.gz", prefix="mois_sam2_nf_")
+                os.close(handle)
+                try:
+                    save_nifti(path, mask.astype(np.uint8), image.affine, like=image.header)
+                except BaseException:
+                    os.unlink(path)
+                    raise
+        except InputError as err:
+            raise RejectedRequest(str(err)) from None
         params = {"label": label, "label_names": {label: 1}, "voxels": int(mask.sum()),
                   "latency_s": round(time.perf_counter() - start, 3)} | extra
         return path, params
@@ -161,14 +194,17 @@ class LesionInteractionTask(WorkspaceTask):
     """One lesion per label from its full click history (``mois_sam_interaction``, ``sam2_interaction``)."""
 
     def __init__(self, workspace: AnnotationWorkspace, max_lesions: int, description: str) -> None:
-        labels = {"background": 0} | lesion_labels(max_lesions)
-        super().__init__(workspace, InferType.DEEPGROW, labels, description)
+        super().__init__(workspace, InferType.DEEPGROW, lesion_labels(max_lesions), description)
         self.max_lesions = max_lesions
 
-    def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        image = self.workspace.open(image_path)
-        clicks = parse_click_request(request, tuple(image.array.shape))
+    def check(self, request: Mapping[str, Any], shape: tuple[int, int, int]) -> tuple[ClickRequest, int]:
+        clicks = parse_click_request(request, shape)
         lesion = lesion_id(clicks.label, self.max_lesions)
+        clicks.require_foreground()
+        return clicks, lesion
+
+    def run(self, checked: tuple[ClickRequest, int], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
+        clicks, lesion = checked
         mask = self.workspace.segment(image_path, lesion, clicks.label, clicks.clicks)
         return clicks.label, mask, {"lesion_id": lesion}
 
@@ -176,29 +212,39 @@ class LesionInteractionTask(WorkspaceTask):
 class PropagationTask(WorkspaceTask):
     """Exemplar propagation to the unprompted lesions (``mois_sam_propagation``)."""
 
-    def __init__(self, workspace: AnnotationWorkspace) -> None:
-        super().__init__(workspace, InferType.SEGMENTATION, {PROPAGATED_LABEL: 1},
+    def __init__(self, workspace: AnnotationWorkspace, max_lesions: int) -> None:
+        super().__init__(workspace, InferType.SEGMENTATION, {PROPAGATED_LABEL: max_lesions + 1},
                          "MOIS-SAM2: find the unprompted lesions that resemble the clicked ones")
 
-    def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        return PROPAGATED_LABEL, self.workspace.propagate(image_path), {}
+    def check(self, request: Mapping[str, Any], shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        return shape
+
+    def run(self, checked: tuple[int, int, int], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
+        try:
+            return PROPAGATED_LABEL, self.workspace.propagate(image_path), {}
+        except NoLesionClicked as nothing:
+            self.workspace.open(image_path)  # the empty answer is written in this image's space
+            return PROPAGATED_LABEL, np.zeros(checked, dtype=bool), {"message": str(nothing)}
 
 
 class ComponentRemovalTask(WorkspaceTask):
     """False-positive removal without a network (``remove_propagation_component``)."""
 
     def __init__(self, workspace: AnnotationWorkspace, max_lesions: int) -> None:
-        labels = {PROPAGATED_LABEL: 1} | {name: n + 1 for name, n in lesion_labels(max_lesions).items()}
-        super().__init__(workspace, InferType.DEEPGROW, labels,
+        super().__init__(workspace, InferType.DEEPGROW, app_labels(max_lesions),
                          "Remove the connected components under background clicks from a label")
 
-    def run(self, request: Mapping[str, Any], image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
-        image = self.workspace.open(image_path)
-        clicks = parse_click_request(request, tuple(image.array.shape))
+    def check(self, request: Mapping[str, Any], shape: tuple[int, int, int]) -> tuple[str, list[tuple[int, int, int]]]:
+        clicks = parse_click_request(request, shape)
         points = [(c.i, c.j, c.k) for c in clicks.negatives]
         if not points:
             raise InputError(f"{request_label(request)}: place background points on the components to remove")
-        return clicks.label, self.workspace.remove(image_path, clicks.label, points), {}
+        return clicks.label, points
+
+    def run(self, checked: tuple[str, list[tuple[int, int, int]]],
+            image_path: str) -> tuple[str, np.ndarray, dict[str, Any]]:
+        label, points = checked
+        return label, self.workspace.remove(image_path, label, points), {}
 
 
 def build_infer_tasks(config: AppConfig) -> dict[str, InferTask]:
@@ -207,7 +253,7 @@ def build_infer_tasks(config: AppConfig) -> dict[str, InferTask]:
         "mois_sam2": lambda ws: {
             "mois_sam_interaction": LesionInteractionTask(
                 ws, config.max_lesions, "MOIS-SAM2: segment the lesion under the clicks (one label per lesion)"),
-            "mois_sam_propagation": PropagationTask(ws),
+            "mois_sam_propagation": PropagationTask(ws, config.max_lesions),
             "remove_propagation_component": ComponentRemovalTask(ws, config.max_lesions),
         },
         "sam2": lambda ws: {
