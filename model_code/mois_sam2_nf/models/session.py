@@ -22,12 +22,18 @@ import torch
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, Scan
-from mois_sam2_nf.models.sam2.volume_predictor import EmbeddingCache, VolumeInferenceMixin, volume_state
+from mois_sam2_nf.models.sam2.volume_predictor import (
+    EmbeddingCache,
+    VolumeInferenceMixin,
+    volume_state,
+)
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+#: storage dtype of the embedding cache: ``fp32`` keeps the encoder's output (exact), ``bf16`` halves the cache
+CACHE_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 #: MOIS-SAM2 propagation passes: the overlap filter (reference main mode), or CoM clicks searched on every slice /
-#: on the prompted slices (model spec section 6.4)
+#: on the prompted slices (docs/method.md, CoM modes)
 PropagationMode = Literal["overlap", "com_all", "com_prompted"]
 PROPAGATION_MODES: tuple[str, ...] = ("overlap", "com_all", "com_prompted")
 
@@ -37,6 +43,20 @@ def check_precision(precision: str) -> Precision:
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported (choose one of {', '.join(PRECISIONS)})")
     return precision  # type: ignore[return-value]
+
+
+def check_cache_dtype(cache_dtype: str) -> str:
+    """Return ``cache_dtype`` if it is a key of :data:`CACHE_DTYPES`; raise :class:`InputError` otherwise."""
+    if cache_dtype not in CACHE_DTYPES:
+        raise InputError(f"cache dtype {cache_dtype!r} is not supported (choose one of {', '.join(CACHE_DTYPES)})")
+    return cache_dtype
+
+
+def check_frame_count(name: str, value: int | None) -> int | None:
+    """Return ``value`` if it is ``None`` or an integer >= 1 (a number of slices); raise :class:`InputError` otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InputError(f"{name}={value!r} must be null or an integer >= 1")
+    return value
 
 
 def check_propagation_mode(mode: str) -> PropagationMode:
@@ -80,6 +100,20 @@ def group_clicks(clicks: Sequence[Click], scan: Scan) -> dict[int, tuple[list[li
             for frame, items in sorted(grouped.items())}
 
 
+def continues_track(current: np.ndarray, previous: np.ndarray) -> bool:
+    """Whether a tracked slice's mask continues the previous slice's mask of the same lesion.
+
+    A lesion is a compact 3-D object, so on neighbouring slices its masks overlap: the current mask must be non-empty
+    and cover at least half of the smaller of the two masks.
+
+    Args:
+        current: ``(H, W)`` bool mask of the slice just tracked.
+        previous: ``(H, W)`` bool mask of the slice tracked before it (same pass).
+    """
+    area = int(current.sum())
+    return area > 0 and 2 * int((current & previous).sum()) >= min(area, int(previous.sum()))
+
+
 class ScanSession:
     """Per-scan inference with a :class:`VolumeInferenceMixin` predictor (plain SAM2 or MOIS-SAM2).
 
@@ -92,6 +126,18 @@ class ScanSession:
         offload_state_to_cpu: keep tracking outputs and the embedding cache on the CPU.
         cache_capacity: frames kept by the embedding cache; ``None`` (default) encodes each frame once per scan,
             ``1`` re-encodes like upstream sam2 (the benchmark's naive path).
+        correction_reuse_k: ``None`` (exact): every interaction re-tracks the lesion from its earliest conditioning
+            frame, forward and in reverse. An integer k: a correction (a later interaction of the current lesion)
+            re-tracks only outward from the slices it clicked (forward from the lowest, in reverse from the highest)
+            and stops in a direction once k consecutive slices come out as they were; the slices beyond keep their
+            previous masks and tracking outputs. Can change a mask (a new conditioning slice also enters the memory
+            of slices that are not re-tracked).
+        cache_dtype: ``"fp32"`` (exact) or ``"bf16"``: storage dtype of the embedding cache (see
+            :class:`~mois_sam2_nf.models.sam2.volume_predictor.EmbeddingCache`).
+        track_continuity: ``False`` (SAM2's tracking): a lesion is tracked as long as the predictor finds it. ``True``:
+            a propagation pass ends at the first slice that is not a conditioning slice and whose mask does not
+            continue the previous slice's (:func:`continues_track`): the lesion ended there, or the tracker jumped to
+            another structure. Changes masks (docs/method.md, Volume inference).
     """
 
     def __init__(
@@ -104,15 +150,21 @@ class ScanSession:
         early_stop_k: int | None = None,
         offload_state_to_cpu: bool = False,
         cache_capacity: int | None = None,
+        correction_reuse_k: int | None = None,
+        cache_dtype: str = "fp32",
+        track_continuity: bool = False,
     ) -> None:
         self.predictor = predictor
         self.scan = scan
         self.precision = check_precision(precision)
-        self.early_stop_k = early_stop_k
+        self.early_stop_k = check_frame_count("early_stop_k", early_stop_k)
+        self.correction_reuse_k = check_frame_count("correction_reuse_k", correction_reuse_k)
+        self.track_continuity = track_continuity
         volume = percentile_scale(scan.view.to_canonical(np.asarray(scan.image)))
         self.shape: tuple[int, int, int] = tuple(int(s) for s in volume.shape)
         storage = torch.device("cpu") if offload_state_to_cpu else predictor.device
-        cache = EmbeddingCache(storage_device=storage, capacity=cache_capacity)
+        cache = EmbeddingCache(storage_device=storage, capacity=cache_capacity,
+                               storage_dtype=CACHE_DTYPES[check_cache_dtype(cache_dtype)])
         with self.autocast():
             self.state = predictor.init_state(volume, cache=cache, imagenet_norm=imagenet_norm,
                                               offload_state_to_cpu=offload_state_to_cpu)
@@ -167,12 +219,14 @@ class ScanSession:
             return np.zeros(self.shape, dtype=bool)
         interactions = [*done, new] if new else list(done)
         with self.autocast():
+            previous = self.masks.get(obj_id)
             if self._current != obj_id:
                 self.predictor.reset_objects(self.state)
                 self._current = obj_id
+                previous = None
                 for interaction in interactions[:-1]:
-                    self._interact(obj_id, interaction)
-            mask = self._interact(obj_id, interactions[-1])
+                    previous = self._interact(obj_id, interaction, previous)
+            mask = self._interact(obj_id, interactions[-1], previous)
         self._interactions[obj_id] = interactions
         self.masks[obj_id] = mask
         return mask.copy()
@@ -187,22 +241,83 @@ class ScanSession:
         if bank is not None:
             bank.remove_object(obj_id)
 
-    def _interact(self, obj_id: int, clicks: Sequence[Click]) -> np.ndarray:
+    def _interact(self, obj_id: int, clicks: Sequence[Click], previous: np.ndarray | None) -> np.ndarray:
         """Add ``clicks`` to the current object (frame by frame, ascending) and propagate both ways.
 
-        Returns the canonical mask: every conditioning frame of the object plus what both passes track.
+        Args:
+            previous: canonical ``(H, W, F)`` mask of the object's previous interaction (``None`` for its first).
+
+        Returns the canonical mask: every conditioning frame of the object plus what both passes track. With
+        :attr:`correction_reuse_k` set and a ``previous`` mask, only the slices a correction reaches are re-tracked
+        (:meth:`_retrack`); the others keep their ``previous`` masks.
         """
-        for frame, (points, labels) in group_clicks(clicks, self.scan).items():
+        grouped = group_clicks(clicks, self.scan)
+        for frame, (points, labels) in grouped.items():
             self.predictor.add_new_points_or_box(self.state, frame, obj_id, points=points, labels=labels,
                                                  clear_old_points=False)
-        mask = np.zeros(self.shape, dtype=bool)
-        for reverse in (False, True):
-            for frame, _, logits in self.predictor.propagate_in_video(self.state, reverse=reverse,
-                                                                      early_stop_k=self.early_stop_k):
-                mask[:, :, frame] |= self._foreground(logits)
+        if self.correction_reuse_k is None or previous is None:
+            mask = np.zeros(self.shape, dtype=bool)
+            for reverse in (False, True):
+                for frame, foreground in self._track(obj_id, None, reverse=reverse):
+                    mask[:, :, frame] |= foreground
+        else:
+            mask = previous.copy()
+            self._retrack(obj_id, mask, min(grouped), reverse=False)
+            self._retrack(obj_id, mask, max(grouped), reverse=True)
         for frame, logits in self._conditioning_logits(obj_id).items():
             mask[:, :, frame] |= self._foreground(logits)
         return mask
+
+    def _track(self, obj_id: int, start: int | None, *, reverse: bool) -> Iterator[tuple[int, np.ndarray]]:
+        """Track the current object from ``start`` (``None``: its outermost conditioning slice) in one direction.
+
+        Yields ``(frame, (H, W) bool mask)`` per tracked slice. The predictor ends the pass after
+        :attr:`early_stop_k` slices without the object; with :attr:`track_continuity` the pass also ends at the first
+        slice that is not a conditioning slice and does not continue the previous slice's mask
+        (:func:`continues_track`); that slice is not yielded.
+        """
+        conditioning = self._conditioning_frames(obj_id) if self.track_continuity else set()
+        frames = self.predictor.propagate_in_video(self.state, start_frame_idx=start, reverse=reverse,
+                                                   early_stop_k=self.early_stop_k)
+        previous: np.ndarray | None = None
+        try:
+            for frame, _, logits in frames:
+                foreground = self._foreground(logits)
+                if (self.track_continuity and frame not in conditioning and previous is not None
+                        and not continues_track(foreground, previous)):
+                    return
+                previous = foreground
+                yield frame, foreground
+        finally:
+            frames.close()
+
+    def _retrack(self, obj_id: int, mask: np.ndarray, start: int, *, reverse: bool) -> None:
+        """Re-track the current object from ``start`` in one direction, updating ``mask`` ``(H, W, F)`` in place.
+
+        Stops after :attr:`correction_reuse_k` consecutive slices whose new mask equals the one in ``mask`` (the
+        correction no longer changes anything; the slices beyond keep theirs). A pass that ends for absence
+        (:attr:`early_stop_k`) or a broken track (:attr:`track_continuity`) empties the slices beyond it, as the
+        exact path leaves unreached slices empty.
+        """
+        assert self.correction_reuse_k is not None
+        unchanged, last = 0, start
+        frames = self._track(obj_id, start, reverse=reverse)
+        for frame, foreground in frames:
+            unchanged = unchanged + 1 if np.array_equal(foreground, mask[:, :, frame]) else 0
+            mask[:, :, frame] = foreground
+            last = frame
+            if unchanged >= self.correction_reuse_k:
+                frames.close()
+                return
+        if reverse:
+            mask[:, :, :last] = False
+        else:
+            mask[:, :, last + 1:] = False
+
+    def _conditioning_frames(self, obj_id: int) -> set[int]:
+        """Indices of the object's conditioning (clicked or corrected) slices."""
+        obj_idx = self.state["obj_id_to_idx"][obj_id]
+        return set(self.state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"])
 
     def _conditioning_logits(self, obj_id: int) -> dict[int, torch.Tensor]:
         """Frame-size ``(1, 1, H, W)`` logits of the object's conditioning (clicked) frames."""
@@ -213,7 +328,7 @@ class ScanSession:
                 for frame, out in outputs.items()}
 
     def propagate(self, prompted: np.ndarray, mode: PropagationMode = "overlap") -> np.ndarray:
-        """Semantic propagation from the exemplar bank (MOIS-SAM2 only; model spec section 6.4).
+        """Semantic propagation from the exemplar bank (MOIS-SAM2 only; docs/method.md, Propagation to unprompted lesions).
 
         Args:
             prompted: canonical ``(H, W, F)`` bool union of the interactive lesion masks.

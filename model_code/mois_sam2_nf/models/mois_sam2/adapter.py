@@ -2,7 +2,7 @@
 
 Same click protocol as the plain ``"sam2"`` adapter (:class:`~mois_sam2_nf.models.sam2.adapter.SAM2Segmenter`), with
 a MOIS-SAM2 predictor whose exemplar bank persists across the lesions of a scan, and :meth:`propagate` returning the
-lesions found by semantic propagation (model spec section 6.4) on the original grid.
+lesions found by semantic propagation (docs/method.md, Propagation to unprompted lesions) on the original grid.
 """
 
 from __future__ import annotations
@@ -41,12 +41,16 @@ class MOISSAM2Segmenter(SAM2Segmenter):
     def __init__(self, config: str | None = None, checkpoint: str | None = None, device: str = "cpu",
                  precision: str = "fp32", num_max_exemplars: int = 7, early_stop_k: int | None = None,
                  imagenet_norm: bool | None = None, offload_state_to_cpu: bool = False,
-                 exemplar_propagation: bool = True, propagation_mode: str = "overlap") -> None:
+                 exemplar_propagation: bool = True, propagation_mode: str = "overlap",
+                 correction_reuse_k: int | None = None, cache_dtype: str = "fp32",
+                 track_continuity: bool = False) -> None:
         self.num_max_exemplars = int(num_max_exemplars)
         self.propagates = bool(exemplar_propagation)
         self.propagation_mode = check_propagation_mode(propagation_mode)
         super().__init__(config, checkpoint, device=device, precision=precision, early_stop_k=early_stop_k,
-                         imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu)
+                         imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu,
+                         correction_reuse_k=correction_reuse_k, cache_dtype=cache_dtype,
+                         track_continuity=track_continuity)
 
     def build_predictor(self, config: str, checkpoint: str | None, device: str, overrides: list[str]
                         ) -> VolumeInferenceMixin:

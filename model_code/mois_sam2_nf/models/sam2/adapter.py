@@ -16,7 +16,12 @@ from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
 from mois_sam2_nf.models.checkpoint_meta import inference_settings
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
-from mois_sam2_nf.models.session import ScanSession, check_precision
+from mois_sam2_nf.models.session import (
+    ScanSession,
+    check_cache_dtype,
+    check_frame_count,
+    check_precision,
+)
 
 #: predictor class the plain-SAM2 adapter builds (model ``_target_`` override)
 SAM2_PREDICTOR_TARGET = "mois_sam2_nf.models.sam2.volume_predictor.SAM2VolumePredictor"
@@ -47,6 +52,11 @@ class SAM2Segmenter:
         imagenet_norm: ImageNet-normalise frames; ``None`` = the checkpoint's, or for checkpoints without metadata
             :attr:`default_imagenet_norm` (true for plain SAM2, as official SAM2.1 weights expect).
         offload_state_to_cpu: keep tracking outputs and the embedding cache in CPU memory.
+        correction_reuse_k: a correction re-tracks outward from its clicked slices and stops after k unchanged slices
+            (``None`` = exact; :class:`~mois_sam2_nf.models.session.ScanSession`).
+        cache_dtype: ``"fp32"`` (exact) or ``"bf16"`` storage of the embedding cache.
+        track_continuity: end a lesion's propagation pass where its slice masks stop overlapping (``False`` = SAM2's
+            tracking; :class:`~mois_sam2_nf.models.session.ScanSession`).
     """
 
     name = "sam2"
@@ -64,10 +74,16 @@ class SAM2Segmenter:
         early_stop_k: int | None = None,
         imagenet_norm: bool | None = None,
         offload_state_to_cpu: bool = False,
+        correction_reuse_k: int | None = None,
+        cache_dtype: str = "fp32",
+        track_continuity: bool = False,
     ) -> None:
         self.precision = check_precision(precision)
-        self.early_stop_k = early_stop_k
+        self.early_stop_k = check_frame_count("early_stop_k", early_stop_k)
+        self.correction_reuse_k = check_frame_count("correction_reuse_k", correction_reuse_k)
+        self.cache_dtype = check_cache_dtype(cache_dtype)
         self.offload_state_to_cpu = offload_state_to_cpu
+        self.track_continuity = track_continuity
         settings = inference_settings(self.name, check_checkpoint(checkpoint), config, imagenet_norm,
                                       self.default_imagenet_norm)
         self.imagenet_norm = settings.imagenet_norm
@@ -86,7 +102,9 @@ class SAM2Segmenter:
         """Create the scan session (frames prepared; each frame is encoded on first use, once per scan)."""
         self.end_scan()
         self.session = ScanSession(self.predictor, scan, precision=self.precision, imagenet_norm=self.imagenet_norm,
-                                   early_stop_k=self.early_stop_k, offload_state_to_cpu=self.offload_state_to_cpu)
+                                   early_stop_k=self.early_stop_k, offload_state_to_cpu=self.offload_state_to_cpu,
+                                   correction_reuse_k=self.correction_reuse_k, cache_dtype=self.cache_dtype,
+                                   track_continuity=self.track_continuity)
 
     def add_clicks(self, lesion_id: int, clicks: list[Click]) -> np.ndarray:
         """Add this interaction's new clicks of ``lesion_id``; return its bool mask on the original grid."""
