@@ -8,11 +8,12 @@ STAMP    := $(VENV)/.installed
 DEMO_RAW ?= data/demo/raw
 export PYTHONHASHSEED := 0
 
-.PHONY: venv demo test bench help
+.PHONY: venv demo test lint bench help
 
 help:
 	@echo "make demo   set up .venv, build the demo cohort, evaluate MOIS-SAM2, SAM2 and region growing, write the report"
 	@echo "make test   set up .venv and run the test suite"
+	@echo "make lint   set up .venv and run ruff (pycodestyle + pyflakes) on the code, tests and benchmarks"
 	@echo "make bench  run the performance benchmarks (each prints one JSON line)"
 
 venv: $(STAMP)
@@ -36,6 +37,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check model_code tests benchmarks monai_label_app
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

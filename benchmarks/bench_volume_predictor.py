@@ -17,11 +17,11 @@ Parts (``--parts``, default ``demo full``; ``--memory`` runs alone, since peak R
 The exact path runs on ``--threads`` torch threads (1 = the evaluation's ``make demo`` setting); the interactive path
 on the YAML's ``threads`` (every core). The last line of stdout is one JSON object; see :func:`main` for its keys.
 
-Protocol of the synthetic parts (lesion-wise corrective pattern, model spec 6.3): for each of ``--lesions`` synthetic lesions,
-``--interactions`` interactions (positive centre click, negative click beside the lesion, positive click on the next
-frame); every interaction resends all clicks and propagates forward and in reverse; MOIS-SAM2 then runs one semantic
-propagation pass. Both paths use the same model (random weights), volume and clicks in the same run; masks are compared
-voxel by voxel.
+Protocol of the synthetic parts (lesion-wise corrective pattern; docs/evaluation_protocol.md, Lesion-wise modes): for
+each of ``--lesions`` synthetic lesions, ``--interactions`` interactions (positive centre click, negative click beside
+the lesion, positive click on the next frame); every interaction resends all clicks and propagates forward and in
+reverse; MOIS-SAM2 then runs one semantic propagation pass. Both paths use the same model (random weights), volume and
+clicks in the same run; masks are compared voxel by voxel.
 
 The ``naive`` part reports ``speedup``, ``masks_identical``, ``encode_s_per_frame``, ``track_s_per_step`` and
 ``speedup_bound_exact`` = 1 + naive encodes x encode / (steps x track): the speed-up of a predictor that encoded
@@ -50,7 +50,7 @@ import torch
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.evaluation.clicks import ClickConfig
-from mois_sam2_nf.evaluation.interface import (
+from mois_sam2_nf.segmenters import (
     Click,
     InteractiveSegmenter,
     Scan,

@@ -1,4 +1,4 @@
-"""Device check (GPU when present, else CPU): the demo model under the evaluation protocol, and B+ 1024 px click latency.
+"""Device check (GPU when present, else CPU): the demo model under the evaluation protocol, B+ 1024 px click latency.
 
 Two measurements, one JSON line at the end (run it whenever a GPU is lent; about 5 minutes on one GPU):
 
@@ -35,7 +35,7 @@ from bench_volume_predictor import (
     lesion_clicks_part,
     synthetic_scan,
 )
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.models.interactive import interactive_settings
 
 DEMO_SCAN = DEMO_ROOT / "imagesTs_1" / "1_2009_P_2002_T2.nii.gz"

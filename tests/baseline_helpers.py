@@ -9,7 +9,7 @@ import numpy as np
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.evaluation import runner
-from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.segmenters import Click, Scan
 
 
 def first_ts1_scan(cohort: Path) -> tuple[Scan, Click]:

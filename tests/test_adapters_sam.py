@@ -9,7 +9,7 @@ import torch
 
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, InteractiveSegmenter, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, InteractiveSegmenter, Scan, create_segmenter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,7 +15,7 @@ import torch
 
 from mois_sam2_nf.cli.main import main
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.evaluation.runner import compose_config
 from mois_sam2_nf.models.checkpoint_meta import CheckpointMeta, read, weights_payload
 from mois_sam2_nf.models.mois_sam2 import build_mois_sam2, save_checkpoint

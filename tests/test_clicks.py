@@ -12,7 +12,7 @@ from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.clicks import (ClickConfig, center_click, click_rng, patch_dice_losses,
                                             sample_error_voxel, simulate_clicks)
-from mois_sam2_nf.evaluation.interface import Click
+from mois_sam2_nf.segmenters import Click
 
 #: on-disk axis codes ("L", "P", "S") as in the synthetic cohort: canonical rows = k flipped, cols = i, frames = j
 #: flipped, so every click goes through a non-trivial permutation + flips

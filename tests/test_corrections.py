@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mois_sam2_nf.data.view import ScanView
-from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, create_segmenter
 from mois_sam2_nf.models.mois_sam2.predictor import exemplar_bank
 from mois_sam2_nf.serving.workspace import AnnotationWorkspace
 

@@ -11,7 +11,7 @@ import torch
 
 from baseline_helpers import evaluate_one_case, first_ts1_scan
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.models.dins.config import load_config
 from mois_sam2_nf.models.dins.network import DINsNet
 from mois_sam2_nf.models.dins.onnx_io import check_export, export_onnx, onnx_session

@@ -16,7 +16,7 @@ import torch
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, create_segmenter
 from mois_sam2_nf.models.interactive import conf_overrides, interactive_settings
 from mois_sam2_nf.models.session import ScanSession
 

@@ -14,7 +14,7 @@ from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.serving.app import MOISSAM2App
 from mois_sam2_nf.serving.requests import PROPAGATED_LABEL, parse_click_request
 from mois_sam2_nf.serving.workspace import AnnotationWorkspace, remove_components

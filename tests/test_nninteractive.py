@@ -15,7 +15,7 @@ import pytest
 
 from baseline_helpers import evaluate_one_case, first_ts1_scan
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, create_segmenter
+from mois_sam2_nf.segmenters import Click, create_segmenter
 from mois_sam2_nf.models.nninteractive.random_model import write_random_model
 
 pytest.importorskip("nnInteractive.inference.inference_session")

@@ -13,7 +13,7 @@ from mois_sam2_nf.data.io import load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation import runner
-from mois_sam2_nf.evaluation.interface import Scan, create_segmenter
+from mois_sam2_nf.segmenters import Scan, create_segmenter
 from mois_sam2_nf.models.nnunet import train as nnunet_train
 
 pytestmark = pytest.mark.slow

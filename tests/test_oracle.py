@@ -9,7 +9,7 @@ from scipy import ndimage
 from evaluation_cases import AFFINE, LESIONS, SHAPE, lesion_mask
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, create_segmenter
 
 ALL = (0, 1, 2, 3)
 

@@ -11,7 +11,7 @@ from evaluation_cases import AFFINE, SHAPE, VOXEL_ML, lesion_mask
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.clicks import ClickConfig
-from mois_sam2_nf.evaluation.interface import Scan, create_segmenter
+from mois_sam2_nf.segmenters import Scan, create_segmenter
 from mois_sam2_nf.evaluation.metrics import dice
 from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, run_protocol
 from mois_sam2_nf.evaluation.targets import plan_targets

@@ -13,7 +13,7 @@ from evaluation_cases import COHORT, lesion_mask, make_cohort
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation import runner
-from mois_sam2_nf.evaluation.interface import Click, InteractiveSegmenter, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, InteractiveSegmenter, Scan, create_segmenter
 from mois_sam2_nf.evaluation.metrics import dice
 from mois_sam2_nf.models.region_growing.adapter import RegionGrowingSegmenter
 from mois_sam2_nf.models.region_growing.grow import GrowParams, RegionGrower, _sitk_index, _to_sitk, voxel_spacing

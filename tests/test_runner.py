@@ -276,3 +276,21 @@ def test_config_hash_is_shared_across_folds_with_fold_interpolated_checkpoint(co
         assert manifest["checkpoint"]["path"] == f"weights/fold_{fold}/checkpoint.pt"
         ids.append(result.run_id)
     assert ids[0].split("__")[-1] == ids[1].split("__")[-1] and ids[0] != ids[1]
+
+
+def test_evaluate_help_lists_the_config_choices_and_print_config_runs_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mois_sam2_nf.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for choice in ("mois_sam2_no_propagation", "region_growing", "vista3d", "prompted_lesion_sweep", "patch_dt_mm"):
+        assert choice in help_text
+    results = tmp_path / "results"
+    assert main(["evaluate", "model=sam2", "protocol=global_corrective", f"results_dir={results}",
+                 "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "name: sam2" in printed and "mode: global_corrective" in printed
+    assert not results.exists()

@@ -13,7 +13,7 @@ from mois_sam2_nf.cli.main import main
 from mois_sam2_nf.data.instances import size_ordered_components
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.segment_one import read_clicks, segment_scan
+from mois_sam2_nf.segment_scan import read_clicks, segment_scan
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_unusable_device_is_one_error_line(tiny_scan, tmp_path: Path, capsys, de
 @pytest.mark.parametrize("layout", ["out_is_a_file", "parent_is_a_file"])
 def test_bad_out_is_refused_before_the_model_runs(tiny_scan, tmp_path: Path, capsys, monkeypatch,
                                                   layout: str) -> None:
-    import mois_sam2_nf.evaluation.segment_one as segment_one
+    import mois_sam2_nf.segment_scan as segment_module
 
     image, label, components = tiny_scan
     clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
@@ -173,7 +173,7 @@ def test_bad_out_is_refused_before_the_model_runs(tiny_scan, tmp_path: Path, cap
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was created before --out was checked")
 
-    monkeypatch.setattr(segment_one, "create_segmenter", no_model)
+    monkeypatch.setattr(segment_module, "create_segmenter", no_model)
     assert main(_segment(image, clicks, out, "--model", "oracle", "--label", str(label))) == 1
     _one_error_line(capsys, str(out), "is a file" if layout == "parent_is_a_file" else "not a folder")
     assert blocker.read_text(encoding="utf-8") == "a file"
@@ -199,12 +199,12 @@ def test_deeply_nested_clicks_and_limits_are_one_error_line(tiny_scan, tmp_path:
 
 
 def test_outputs_are_all_or_nothing(tiny_scan, tmp_path: Path, monkeypatch) -> None:
-    import mois_sam2_nf.evaluation.segment_one as segment_one
+    import mois_sam2_nf.segment_scan as segment_module
 
     image, label, components = tiny_scan
     clicks = _write(tmp_path / "clicks.json", {"lesions": [{"id": 1, "clicks": [[*_inside(components, 1), 1]]}]})
     written: list[str] = []
-    save = segment_one.save_nifti
+    save = segment_module.save_nifti
 
     def fail_on_the_last_file(path: Path, *args: object, **kwargs: object) -> Path:
         if Path(path).name == "propagated.nii.gz":
@@ -212,7 +212,7 @@ def test_outputs_are_all_or_nothing(tiny_scan, tmp_path: Path, monkeypatch) -> N
         written.append(Path(path).name)
         return save(path, *args, **kwargs)
 
-    monkeypatch.setattr(segment_one, "save_nifti", fail_on_the_last_file)
+    monkeypatch.setattr(segment_module, "save_nifti", fail_on_the_last_file)
     options = {"label_path": label, "propagates": True, "miss_every": 0, "margin": 0, "fp_edge": 0}
     with pytest.raises(OSError, match="No space left"):
         segment_scan(image, clicks, "imperfect_oracle", tmp_path / "out", **options)
@@ -225,7 +225,7 @@ def test_outputs_are_all_or_nothing(tiny_scan, tmp_path: Path, monkeypatch) -> N
     with pytest.raises(OSError):
         segment_scan(image, clicks, "imperfect_oracle", existing, **options)
     assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]
-    monkeypatch.setattr(segment_one, "save_nifti", save)
+    monkeypatch.setattr(segment_module, "save_nifti", save)
     segment_scan(image, clicks, "imperfect_oracle", existing, **options)
     assert sorted(p.name for p in existing.iterdir()) == ["combined.nii.gz", "lesions.nii.gz", "notes.txt",
                                                            "propagated.nii.gz"]

@@ -12,7 +12,7 @@ import torch
 from baseline_helpers import evaluate_one_case, first_ts1_scan
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.models.guided_cnn.corrections import corrective_click
 from mois_sam2_nf.models.guided_cnn.grid import working_label, working_volume
 from mois_sam2_nf.models.guided_cnn.guidance import ball_guidance

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mois_sam2_nf.data.view import ScanView
-from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, create_segmenter
 from mois_sam2_nf.models.session import continues_track
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

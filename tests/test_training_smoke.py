@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from mois_sam2_nf.cli.main import main
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.models.mois_sam2.build import build_mois_sam2
 from mois_sam2_nf.training.config import load_training_config
 from mois_sam2_nf.training.trainer import train

@@ -14,7 +14,7 @@ import torch
 from baseline_helpers import evaluate_one_case, first_ts1_scan
 from mois_sam2_nf.analysis.report import build_report
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, create_segmenter
+from mois_sam2_nf.segmenters import Click, create_segmenter
 from mois_sam2_nf.models.vista3d.config import load_config
 from mois_sam2_nf.models.vista3d.inference import WindowEmbeddingCache, automatic_logits, point_logits
 from mois_sam2_nf.models.vista3d.network import build_network, load_bundle_weights

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cc3d
@@ -12,7 +13,7 @@ from PIL import Image
 from sam2.build_sam import build_sam2
 
 from mois_sam2_nf.data.view import ScanView
-from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.segmenters import Click, Scan
 from mois_sam2_nf.models.sam2.postprocess import HOLE_FILL_LOGIT, fill_holes
 from mois_sam2_nf.models.sam2.volume_predictor import SAM2VolumePredictor, install_memory_dtype_hook
 from mois_sam2_nf.models.session import ScanSession
@@ -172,3 +173,30 @@ def test_fill_holes_matches_8_connectivity_reference() -> None:
     assert (fill_holes(torch.from_numpy(toy), 2).numpy()[0, 0, [1, 2], [1, 2]] == HOLE_FILL_LOGIT).all()
     toy_tensor = torch.from_numpy(toy)
     assert fill_holes(toy_tensor, 0) is toy_tensor
+
+
+def test_silencing_sam2_progress_is_per_thread() -> None:
+    """A propagation in one thread (the app's worker threads) never silences, or un-silences, another thread's bars."""
+    import threading
+
+    import sam2.sam2_video_predictor as upstream
+
+    from mois_sam2_nf.models.sam2.volume_predictor import _quiet_upstream_progress
+
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def quiet_worker() -> None:
+        with _quiet_upstream_progress():
+            inside.set()
+            release.wait(10)
+            seen["worker"] = upstream.tqdm(range(1), file=io.StringIO()).disable
+
+    worker = threading.Thread(target=quiet_worker)
+    worker.start()
+    assert inside.wait(10)
+    with _quiet_upstream_progress():
+        pass  # a block that ends in this thread must not end the worker's
+    seen["main"] = upstream.tqdm(range(1), file=io.StringIO()).disable
+    release.set()
+    worker.join(10)
+    assert seen == {"worker": True, "main": False}

@@ -1,10 +1,10 @@
-"""``mois-sam2-nf segment``: segment one scan from a clicks JSON file (logic in evaluation.segment_one)."""
+"""``mois-sam2-nf segment``: segment one scan from a clicks JSON file (logic in segment_scan)."""
 
 from __future__ import annotations
 
 import argparse
 
-from mois_sam2_nf.evaluation.segment_one import MAX_CLICKS_PER_LESION, MAX_LESIONS
+from mois_sam2_nf.segment_scan import MAX_CLICKS_PER_LESION, MAX_LESIONS
 
 HELP = """Segment one scan with an interactive model from a clicks JSON file.
 
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mois_sam2_nf.evaluation.segment_one import segment_scan
+    from mois_sam2_nf.segment_scan import segment_scan
     from mois_sam2_nf.models.interactive import apply_threads, interactive_settings
 
     settings = interactive_settings(args.model, args.speed)

@@ -35,7 +35,7 @@ import numpy as np
 
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click
+from mois_sam2_nf.segmenters import Click
 
 #: smoothing of the per-patch Dice loss
 DICE_EPS = 1e-5

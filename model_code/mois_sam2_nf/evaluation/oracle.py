@@ -1,6 +1,6 @@
 """Reference segmenters that read the ground truth: ``oracle`` and ``imperfect_oracle``.
 
-They implement :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter` and exist so that every protocol,
+They implement :class:`~mois_sam2_nf.segmenters.InteractiveSegmenter` and exist so that every protocol,
 click path and metric has answers known by hand.
 
 * ``oracle``: for a target, the union of the ground-truth lesions (26-connected components of ``label > 0``) that
@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from mois_sam2_nf.data.instances import size_ordered_components
-from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.errors import InputError
 
 

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.clicks import ClickConfig, simulate_clicks
-from mois_sam2_nf.evaluation.interface import Click, InteractiveSegmenter, Scan
+from mois_sam2_nf.segmenters import Click, InteractiveSegmenter, Scan
 from mois_sam2_nf.evaluation.metrics import dice
 from mois_sam2_nf.evaluation.targets import LESION_ORDERS, PromptPlan
 

@@ -43,7 +43,7 @@ from mois_sam2_nf.data.splits import read_fold
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.clicks import ClickConfig
-from mois_sam2_nf.evaluation.interface import InteractiveSegmenter, Scan, create_segmenter
+from mois_sam2_nf.segmenters import InteractiveSegmenter, Scan, create_segmenter
 from mois_sam2_nf.evaluation.manifest import build_manifest, run_id as make_run_id, sha256_file, sha256_tree
 from mois_sam2_nf.evaluation.metrics import MetricConfig, case_metrics, noc
 from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, run_protocol

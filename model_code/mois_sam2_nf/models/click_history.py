@@ -2,12 +2,12 @@
 
 The click-guided CNNs and region growing segment a lesion from its whole click history at every interaction and do
 not propagate; :class:`ClickHistorySegmenter` holds that shared part of the adapter interface
-(:class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`).
+(:class:`~mois_sam2_nf.segmenters.InteractiveSegmenter`).
 """
 
 from __future__ import annotations
 
-from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.segmenters import Click, Scan
 
 
 class ClickHistorySegmenter:

@@ -1,6 +1,6 @@
 """One scan held by a SAM2-family volume predictor: the per-lesion click protocol shared by SAM2 and MOIS-SAM2.
 
-The session takes a :class:`~mois_sam2_nf.evaluation.interface.Scan` (original grid), maps it to the canonical coronal
+The session takes a :class:`~mois_sam2_nf.segmenters.Scan` (original grid), maps it to the canonical coronal
 view (rows S->I, cols R->L, frames P->A), scales intensities with
 :func:`~mois_sam2_nf.data.intensity.percentile_scale` and creates the predictor's inference state once. The
 embedding cache (and, for MOIS-SAM2, the exemplar bank) lives in that state and is shared by every lesion.
@@ -21,7 +21,7 @@ import torch
 
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.segmenters import Click, Scan
 from mois_sam2_nf.models.sam2.volume_predictor import (
     EmbeddingCache,
     VolumeInferenceMixin,
@@ -53,7 +53,7 @@ def check_cache_dtype(cache_dtype: str) -> str:
 
 
 def check_frame_count(name: str, value: int | None) -> int | None:
-    """Return ``value`` if it is ``None`` or an integer >= 1 (a number of slices); raise :class:`InputError` otherwise."""
+    """Return ``value`` if it is ``None`` or an integer >= 1 (a number of slices); else raise :class:`InputError`."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise InputError(f"{name}={value!r} must be null or an integer >= 1")
     return value
@@ -328,7 +328,9 @@ class ScanSession:
                 for frame, out in outputs.items()}
 
     def propagate(self, prompted: np.ndarray, mode: PropagationMode = "overlap") -> np.ndarray:
-        """Semantic propagation from the exemplar bank (MOIS-SAM2 only; docs/method.md, Propagation to unprompted lesions).
+        """Semantic propagation from the exemplar bank (MOIS-SAM2 only).
+
+        See docs/method.md, Propagation to unprompted lesions.
 
         Args:
             prompted: canonical ``(H, W, F)`` bool union of the interactive lesion masks.

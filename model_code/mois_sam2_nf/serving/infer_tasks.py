@@ -37,7 +37,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 from mois_sam2_nf.data.io import nifti_shape, save_nifti
 from mois_sam2_nf.devices import check_device
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import create_segmenter
+from mois_sam2_nf.segmenters import create_segmenter
 from mois_sam2_nf.models.interactive import apply_threads, conf_overrides, interactive_settings
 from mois_sam2_nf.serving.errors import RejectedRequest
 from mois_sam2_nf.serving.requests import (
@@ -78,7 +78,8 @@ class AppConfig:
             weights file (relative paths are relative to the repository root).
         device, precision: torch device and ``fp32`` / ``bf16`` (default: cuda + bf16 when available, else cpu + fp32).
         speed, speed_overrides: speed profile of the SAM2-family models (``interactive`` = the shortcuts of
-            ``models/interactive.yaml``, ``exact`` = none; :func:`~mois_sam2_nf.models.interactive.interactive_settings`)
+            ``models/interactive.yaml``, ``exact`` = none;
+            :func:`~mois_sam2_nf.models.interactive.interactive_settings`)
             and the ``--conf`` values that override that YAML (``early_stop_k``, ``correction_reuse_k``,
             ``cache_dtype``, ``threads``; ``none`` = null). On CPU ``precision`` defaults to the YAML's.
         max_lesions: lesion labels offered (``lesion_1`` ... ``lesion_<max_lesions>``; default

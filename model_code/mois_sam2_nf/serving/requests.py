@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mois_sam2_nf.evaluation.interface import Click
+from mois_sam2_nf.segmenters import Click
 from mois_sam2_nf.errors import InputError
 
 #: lesion labels are ``lesion_<id>``; the id is the object id of the lesion

@@ -1,6 +1,6 @@
 """Server-side state of one model for the image being annotated in 3D Slicer.
 
-An :class:`AnnotationWorkspace` owns one segmenter (any :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`)
+An :class:`AnnotationWorkspace` owns one segmenter (any :class:`~mois_sam2_nf.segmenters.InteractiveSegmenter`)
 and the image it works on. The segmenter's per-scan caches (the SAM2 embedding cache, the
 MOIS-SAM2 exemplar bank) are reused by every request on that image; they are dropped when a request names another
 image, when the file's content changed since it was read (a re-upload under the same name: its inode, size or
@@ -26,7 +26,7 @@ from scipy import ndimage
 from mois_sam2_nf.data.io import Volume, case_id, load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, InteractiveSegmenter, Scan
+from mois_sam2_nf.segmenters import Click, InteractiveSegmenter, Scan
 from mois_sam2_nf.serving.requests import PROPAGATED_LABEL, ClickRequest
 
 RemovalMode = Literal["3d", "2d"]

@@ -15,7 +15,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import register_segmenter
+from mois_sam2_nf.segmenters import register_segmenter
 from mois_sam2_nf.models.dins.config import load_config
 from mois_sam2_nf.models.dins.network import DINsNet
 from mois_sam2_nf.models.dins.onnx_io import onnx_logits, onnx_session

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mois_sam2_nf.evaluation.interface import Click, Scan
+from mois_sam2_nf.segmenters import Click, Scan
 from mois_sam2_nf.models.click_history import ClickHistorySegmenter
 from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume, working_volume
 

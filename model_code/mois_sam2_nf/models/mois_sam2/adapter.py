@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mois_sam2_nf.evaluation.interface import register_segmenter
+from mois_sam2_nf.segmenters import register_segmenter
 from mois_sam2_nf.models.sam2.adapter import SAM2Segmenter
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
 from mois_sam2_nf.models.session import check_propagation_mode

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.models.click_history import ClickHistorySegmenter
 
 #: what a model folder must hold for the session to load it (besides ``fold_<x>/<checkpoint_name>``)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.models.nnunet.train import NNUNetMeta, with_project_trainers
 
 

@@ -1,6 +1,6 @@
 """Evaluation adapter ``"region_growing"``: click-seeded 3-D region growing, the classical interactive peer.
 
-Implements :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`. Clicks arrive as original-grid voxel
+Implements :class:`~mois_sam2_nf.segmenters.InteractiveSegmenter`. Clicks arrive as original-grid voxel
 indices ``(i, j, k)``; each :meth:`RegionGrowingSegmenter.add_clicks` appends the new clicks to the lesion's history
 and regrows the lesion from all of them (:mod:`mois_sam2_nf.models.region_growing.grow`). The growing runs on the scan
 as stored, with the voxel sizes of its affine, and returns a bool mask of the scan's shape. No weights, no
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.models.click_history import ClickHistorySegmenter
 from mois_sam2_nf.models.region_growing.grow import GrowParams, RegionGrower, voxel_spacing
 

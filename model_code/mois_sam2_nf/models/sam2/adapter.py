@@ -1,6 +1,6 @@
 """Evaluation adapter ``"sam2"``: plain SAM2 on whole scans through :class:`~mois_sam2_nf.models.session.ScanSession`.
 
-Implements :class:`~mois_sam2_nf.evaluation.interface.InteractiveSegmenter`. Clicks arrive as original-grid voxel
+Implements :class:`~mois_sam2_nf.segmenters.InteractiveSegmenter`. Clicks arrive as original-grid voxel
 indices ``(i, j, k)``; a lesion's later clicks are SAM2 corrections of its object
 (:meth:`~mois_sam2_nf.models.session.ScanSession.segment_lesion`) and the returned mask lies on the original grid.
 The MOIS-SAM2 adapter subclasses this one and adds propagation.
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.models.checkpoint_meta import inference_settings
 from mois_sam2_nf.models.sam2.volume_predictor import VolumeInferenceMixin
 from mois_sam2_nf.models.session import (

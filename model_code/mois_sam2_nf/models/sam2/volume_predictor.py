@@ -1,8 +1,8 @@
 """In-memory volume inference for SAM2-family video predictors, with a per-scan embedding cache.
 
-A scan is handed over as the canonical ``(H, W, F)`` float32 volume in ``[0, 1]`` (model spec section 2: rows S->I,
-columns R->L, frames P->A). Each coronal frame becomes one "video frame" of shape ``(3, S, S)`` with
-``S = image_size``. Differences from sam2's :class:`~sam2.sam2_video_predictor.SAM2VideoPredictor`:
+A scan is handed over as the canonical ``(H, W, F)`` float32 volume in ``[0, 1]`` (rows S->I, columns R->L, frames
+P->A; docs/synthetic_data.md, Canonical view). Each coronal frame becomes one "video frame" of shape ``(3, S, S)``
+with ``S = image_size``. Differences from sam2's :class:`~sam2.sam2_video_predictor.SAM2VideoPredictor`:
 
 - no JPEG folder: frames come from memory (:func:`frames_from_volume`);
 - every frame is encoded at most once per scan (:class:`EmbeddingCache`), shared by all objects, clicks and
@@ -18,7 +18,7 @@ The inference state stays the dict sam2's methods expect; what this module adds 
 from __future__ import annotations
 
 import contextlib
-import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -157,7 +157,8 @@ def cast_memory_to_query_dtype(module: torch.nn.Module, args: tuple, kwargs: dic
 
     sam2 stores memory features as bf16; outside autocast a memory without fp32 pointer tokens would otherwise hit
     ``mat1 and mat2 must have the same dtype``. The cast equals the promotion ``torch.cat`` does when pointers exist.
-    Accepts sam2's ``MemoryAttention.forward(curr, memory, curr_pos, memory_pos, ...)`` signature, positional or by name.
+    Accepts sam2's ``MemoryAttention.forward(curr, memory, curr_pos, memory_pos, ...)`` signature, positional or by
+    name.
     """
     names = ("curr", "memory", "curr_pos", "memory_pos")
     bound = dict(zip(names, args)) | kwargs
@@ -336,15 +337,39 @@ class VolumeInferenceMixin(SAM2VideoPredictor):
                     return
 
 
+class _QuietUpstreamProgress(threading.local):
+    """Per-thread depth of :func:`_quiet_upstream_progress` blocks (0 = sam2's bars as usual)."""
+
+    depth: int = 0
+
+
+_QUIET = _QuietUpstreamProgress()
+#: sam2's own ``tqdm`` (also when this module is imported again and finds its wrapper installed)
+_UPSTREAM_TQDM = getattr(_upstream_video.tqdm, "upstream", _upstream_video.tqdm)
+
+
+def _upstream_tqdm(*args: Any, **kwargs: Any) -> Any:
+    """sam2's ``tqdm``, disabled inside a :func:`_quiet_upstream_progress` block of the calling thread."""
+    if _QUIET.depth:
+        kwargs["disable"] = True
+    return _UPSTREAM_TQDM(*args, **kwargs)
+
+
+# installed once: the switch is per thread, so concurrent propagations (the app's worker threads) and any other
+# thread using sam2 never see each other's setting
+_upstream_tqdm.upstream = _UPSTREAM_TQDM  # type: ignore[attr-defined]
+_upstream_video.tqdm = _upstream_tqdm
+
+
 @contextlib.contextmanager
 def _quiet_upstream_progress() -> Iterator[None]:
-    """Silence sam2's per-call "propagate in video" bar (hundreds per scan); our callers show scan-level progress."""
-    original = _upstream_video.tqdm
-    _upstream_video.tqdm = functools.partial(original, disable=True)
+    """Silence sam2's per-call "propagate in video" bar (hundreds per scan) in this thread; our callers show
+    scan-level progress instead."""
+    _QUIET.depth += 1
     try:
         yield
     finally:
-        _upstream_video.tqdm = original
+        _QUIET.depth -= 1
 
 
 class SAM2VolumePredictor(VolumeInferenceMixin):

@@ -14,7 +14,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import register_segmenter
+from mois_sam2_nf.segmenters import register_segmenter
 from mois_sam2_nf.models.guided_cnn.adapter import GuidedCNNSegmenter, Voxel
 from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume
 from mois_sam2_nf.models.guided_cnn.guidance import ball_guidance

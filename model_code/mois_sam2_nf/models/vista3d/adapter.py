@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, register_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.models.click_history import ClickHistorySegmenter
 from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume, working_volume
 from mois_sam2_nf.models.guided_cnn.training import read_meta

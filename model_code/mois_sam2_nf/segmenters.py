@@ -1,4 +1,8 @@
-"""The one seam between the evaluation (and the MONAI Label app) and every model: :class:`InteractiveSegmenter`.
+"""The seam between the users of a model and every model adapter: :class:`InteractiveSegmenter` and its registry.
+
+The users are the evaluation, ``segment`` (:mod:`mois_sam2_nf.segment_scan`) and the MONAI Label app. This module
+sits below them and below ``models/``: adapters import it to register themselves, and nothing in ``models/`` imports
+the evaluation (docs/architecture.md).
 
 Coordinates at this interface are voxel indices ``(i, j, k)`` of the image array as nibabel loads it (the original
 grid); masks are ``bool`` arrays of the original shape.
@@ -51,7 +55,8 @@ class Scan:
         """Raise :class:`InputError` if ``click`` lies outside the volume."""
         for value, size, axis in zip((click.i, click.j, click.k), self.shape, "ijk"):
             if not 0 <= value < size:
-                raise InputError(f"{self.case_id}: click {tuple(click)} outside the volume ({axis} must be in [0, {size}))")
+                raise InputError(f"{self.case_id}: click {tuple(click)} outside the volume "
+                                 f"({axis} must be in [0, {size}))")
 
 
 @runtime_checkable

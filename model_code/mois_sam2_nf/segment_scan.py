@@ -44,7 +44,7 @@ from mois_sam2_nf.data.io import case_id, load_label, load_nifti, save_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.devices import check_device
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.interface import Click, Scan, create_segmenter
+from mois_sam2_nf.segmenters import Click, Scan, create_segmenter
 
 #: largest lesion id (``lesions.nii.gz`` is int32)
 MAX_LESION_ID = int(np.iinfo(np.int32).max)
@@ -105,7 +105,8 @@ def _parse_lesion(path: Path, index: int, raw: object, shape: tuple[int, ...], m
 
 
 def read_clicks(path: str | os.PathLike[str], shape: tuple[int, ...],
-                max_clicks_per_lesion: int = MAX_CLICKS_PER_LESION, max_lesions: int = MAX_LESIONS) -> list[LesionClicks]:
+                max_clicks_per_lesion: int = MAX_CLICKS_PER_LESION,
+                max_lesions: int = MAX_LESIONS) -> list[LesionClicks]:
     """Parse and validate a clicks file for a volume of ``shape`` ``(I, J, K)``; lesions in file order.
 
     Raises :class:`InputError` (one line naming the file) for a missing, non-JSON or too deeply nested file, an
