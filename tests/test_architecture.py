@@ -59,3 +59,10 @@ def test_imports_point_downwards_only() -> None:
             if target != unit and RANKS[target] >= RANKS[unit]:
                 upward.append(f"{path.relative_to(PACKAGE)}:{line} {unit} -> {target}")
     assert upward == []
+
+
+def test_plain_sam2_does_not_import_mois_sam2() -> None:
+    """MOIS-SAM2 builds on the SAM2 building blocks (builder, weight files, volume predictor), not the other way."""
+    imports = [f"{path.name}:{line} {module}" for path in sorted((PACKAGE / "models" / "sam2").rglob("*.py"))
+               for line, module in _imports(path) if module.startswith("mois_sam2_nf.models.mois_sam2")]
+    assert imports == []

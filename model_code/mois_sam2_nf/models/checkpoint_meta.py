@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.models.mois_sam2.build import MOIS_CONFIG_DIR, load_model_config, resolve_config
-from mois_sam2_nf.models.mois_sam2.checkpoint import read_payload
+from mois_sam2_nf.models.mois_sam2.build import MOIS_CONFIG_DIR
+from mois_sam2_nf.models.sam2.build import load_model_config, resolve_config
+from mois_sam2_nf.models.sam2.checkpoint import read_payload
 from mois_sam2_nf.models.sam2.build import SAM2_CONFIG_DIR
 
 #: top-level key of the metadata in a weights file

@@ -26,7 +26,7 @@ from mois_sam2_nf.models.checkpoint_meta import (
     meta_of_payload,
     weights_payload,
 )
-from mois_sam2_nf.models.mois_sam2.checkpoint import read_payload, state_dict_of_payload
+from mois_sam2_nf.models.sam2.checkpoint import read_payload, state_dict_of_payload
 from mois_sam2_nf.training.components import model_overrides
 
 LAST = "checkpoint.pt"

@@ -1,8 +1,6 @@
-"""Checkpoint reading, loading and saving for SAM2 and MOIS-SAM2 models (docs/method.md, Checkpoints).
+"""Loading weight files into MOIS-SAM2 (and the loader that picks the rule by model type; docs/method.md, Checkpoints).
 
-File format (official SAM2.1 and MOIS-SAM2 alike): ``torch.save({"model": state_dict})``; weights written by this
-project also carry a ``"meta"`` entry (inference metadata, :mod:`mois_sam2_nf.models.checkpoint_meta`), which loading
-ignores.
+Reading, validating and saving the files, and loading into plain SAM2: :mod:`mois_sam2_nf.models.sam2.checkpoint`.
 
 Loading rules:
 
@@ -21,108 +19,35 @@ Every failure (missing file, truncated/corrupt file, wrong layout, key or shape 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from mois_sam2_nf.atomic import atomic_path
-from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.models.mois_sam2.model import MOISSAM2Base
+from mois_sam2_nf.models.sam2.checkpoint import (
+    StateDict,
+    is_mois_key,
+    load_state_into_sam2,
+    read_state_dict,
+    strict_load,
+)
 
-StateDict = dict[str, torch.Tensor]
-
-#: state-dict key prefixes that exist only in MOIS-SAM2 (everything else is SAM2)
-MOIS_KEY_PREFIXES: tuple[str, ...] = ("exemplar_attention.", "exemplar_type_enc", "no_exemplar_embed",
-                                      "no_exemplar_pos_enc", "exemplar_obj_ptr_proj.", "exemplar_obj_ptr_tpos_proj.")
 #: prefix of the keys initialised from memory attention when an official SAM2.1 checkpoint is loaded into MOIS-SAM2
 EXEMPLAR_ATTENTION_PREFIX = "exemplar_attention."
 MEMORY_ATTENTION_PREFIX = "memory_attention."
-
-_MAX_KEYS_LISTED = 6
-
-
-def is_mois_key(key: str) -> bool:
-    """True for state-dict keys that only MOIS-SAM2 has."""
-    return key.startswith(MOIS_KEY_PREFIXES)
-
-
-def _describe(keys: Iterable[str]) -> str:
-    """Short, sorted, comma-separated key list (first few, then a count)."""
-    ordered = sorted(keys)
-    shown = ", ".join(ordered[:_MAX_KEYS_LISTED])
-    return shown + (f", ... ({len(ordered)} in total)" if len(ordered) > _MAX_KEYS_LISTED else "")
-
-
-def read_payload(path: str | os.PathLike[str]) -> Mapping:
-    """Read a torch checkpoint file onto the CPU (weights only, no arbitrary unpickling) -> its top-level mapping.
-
-    Raises:
-        InputError: missing file, or a truncated/corrupt/non-mapping file (one line naming the file).
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{file}: checkpoint file not found")
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch's unpickler raises KeyError, IndexError, ... on junk files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{file}: not a readable torch checkpoint (truncated or corrupt?): {first_line}") from error
-    if not isinstance(payload, Mapping):
-        raise InputError(f"{file}: expected a checkpoint of the form {{'model': state_dict}}")
-    return payload
-
-
-def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
-    """Read ``{"model": state_dict}`` from ``path`` onto the CPU (extra top-level entries are ignored)."""
-    return state_dict_of_payload(read_payload(path), path)
-
-
-def state_dict_of_payload(payload: Mapping, path: str | os.PathLike[str]) -> StateDict:
-    """The validated ``"model"`` entry (name -> tensor) of a checkpoint read from ``path`` by :func:`read_payload`."""
-    file = Path(path)
-    if "model" not in payload or not isinstance(payload["model"], Mapping):
-        raise InputError(f"{file}: expected a checkpoint of the form {{'model': state_dict}}")
-    state = payload["model"]
-    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise InputError(f"{file}: state_dict has non-tensor entries: {_describe(map(str, bad))}")
-    return dict(state)
-
-
-def _strict_load(model: nn.Module, state: StateDict, path: Path, *, allowed_missing: frozenset[str] = frozenset()
-                 ) -> None:
-    """Load ``state`` into ``model``; raise one-line InputError on shape mismatch or disallowed key differences."""
-    expected = model.state_dict()
-    shape_errors = [f"{k} {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-                    for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    if shape_errors:
-        raise InputError(f"{path}: shape mismatch: {_describe(shape_errors)}")
-    missing = set(expected) - set(state) - allowed_missing
-    unexpected = set(state) - set(expected)
-    if missing or unexpected:
-        raise InputError(f"{path}: checkpoint does not match {type(model).__name__}: "
-                         f"missing keys: {_describe(missing) or 'none'}; unexpected: {_describe(unexpected) or 'none'}")
-    model.load_state_dict(state, strict=not allowed_missing)
-
-
-def load_state_into_sam2(model: nn.Module, state: StateDict, path: str | os.PathLike[str]) -> None:
-    """Load an official SAM2.1 or a MOIS-SAM2 state dict into a plain SAM2 model (MOIS-only keys dropped)."""
-    _strict_load(model, {k: v for k, v in state.items() if not is_mois_key(k)}, Path(path))
 
 
 def load_state_into_mois(model: MOISSAM2Base, state: StateDict, path: str | os.PathLike[str]) -> None:
     """Load a MOIS-SAM2 state dict (strict) or an official SAM2.1 one (exemplar attention from memory attention)."""
     if any(is_mois_key(k) for k in state):
-        _strict_load(model, state, Path(path))
+        strict_load(model, state, Path(path))
         return
     initialised = dict(state)
     for key, value in state.items():
         if key.startswith(MEMORY_ATTENTION_PREFIX):
             initialised.setdefault(EXEMPLAR_ATTENTION_PREFIX + key[len(MEMORY_ATTENTION_PREFIX):], value.clone())
     allowed = frozenset(k for k in model.state_dict() if is_mois_key(k) and not k.startswith(EXEMPLAR_ATTENTION_PREFIX))
-    _strict_load(model, initialised, Path(path), allowed_missing=allowed)
+    strict_load(model, initialised, Path(path), allowed_missing=allowed)
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -132,10 +57,3 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
         load_state_into_mois(model, state, path)
     else:
         load_state_into_sam2(model, state, path)
-
-
-def save_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Atomically write ``{"model": model.state_dict()}`` (tensors moved to CPU) to ``path``."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"model": state}, tmp)
