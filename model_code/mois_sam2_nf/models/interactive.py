@@ -1,7 +1,7 @@
 """Speed settings of the interactive paths (``segment``, the MONAI Label app): ``interactive.yaml`` in this package.
 
-The YAML names every shortcut that can change a mask (early stop, correction reuse, cache dtype, precision) and the
-thread count; ``evaluate`` never reads it, so the evaluation stays exact. Two profiles:
+The YAML names every setting that can change a mask (early stop, correction reuse, cache dtype, precision, track
+continuity) and the thread count; ``evaluate`` never reads it, so the evaluation stays exact. Two profiles:
 
 - ``"interactive"``: the file's ``options`` for the models it lists (``sam2``, ``mois_sam2``);
 - ``"exact"``: no options at all (every adapter default is the exact path).

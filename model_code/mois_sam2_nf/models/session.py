@@ -14,19 +14,15 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.models.sam2.volume_predictor import EmbeddingCache, VolumeInferenceMixin, volume_state
 from mois_sam2_nf.segmenters import Click, Scan
-from mois_sam2_nf.models.sam2.volume_predictor import (
-    EmbeddingCache,
-    VolumeInferenceMixin,
-    volume_state,
-)
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
@@ -314,18 +310,19 @@ class ScanSession:
         else:
             mask[:, :, last + 1:] = False
 
+    def _conditioning_outputs(self, obj_id: int) -> dict[int, dict[str, Any]]:
+        """sam2's outputs of the object's conditioning (clicked or corrected) slices, by slice index."""
+        return self.state["output_dict_per_obj"][self.state["obj_id_to_idx"][obj_id]]["cond_frame_outputs"]
+
     def _conditioning_frames(self, obj_id: int) -> set[int]:
-        """Indices of the object's conditioning (clicked or corrected) slices."""
-        obj_idx = self.state["obj_id_to_idx"][obj_id]
-        return set(self.state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"])
+        """Indices of the object's conditioning slices."""
+        return set(self._conditioning_outputs(obj_id))
 
     def _conditioning_logits(self, obj_id: int) -> dict[int, torch.Tensor]:
-        """Frame-size ``(1, 1, H, W)`` logits of the object's conditioning (clicked) frames."""
-        obj_idx = self.state["obj_id_to_idx"][obj_id]
-        outputs = self.state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"]
+        """Frame-size ``(1, 1, H, W)`` logits of the object's conditioning slices."""
         device = self.state["device"]
         return {frame: self.predictor._get_orig_video_res_output(self.state, out["pred_masks"].to(device))[1]
-                for frame, out in outputs.items()}
+                for frame, out in self._conditioning_outputs(obj_id).items()}
 
     def propagate(self, prompted: np.ndarray, mode: PropagationMode = "overlap") -> np.ndarray:
         """Semantic propagation from the exemplar bank (MOIS-SAM2 only).

@@ -47,7 +47,7 @@ from mois_sam2_nf.serving.requests import parse_params, safe_name
 
 logger = logging.getLogger(__name__)
 
-#: MONAI Label's own routes that are kept, as (method, path)
+#: MONAI Label's own HTTP routes that are kept, as (method, URL path) -- API routes, not file paths
 KEPT_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/info/"),
     ("GET", "/datastore/"),

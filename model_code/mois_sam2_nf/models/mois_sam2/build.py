@@ -7,8 +7,8 @@ Config machinery (names or YAML paths, Hydra-style overrides, reference ``_targe
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,18 +24,14 @@ def build_mois_sam2(
     config: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
-    *,
-    mode: str = "eval",
-    overrides: Sequence[str] = (),
-    target: str | None = None,
-    apply_postprocessing: bool = True,
+    **options: Any,
 ) -> nn.Module:
     """Build a MOIS-SAM2 model (``MOISSAM2Base`` or the ``target`` subclass) from a config name or YAML path.
 
     Config names: ``mois_sam2.1_hiera_t``, ``mois_sam2.1_hiera_s``, ``mois_sam2.1_hiera_b+`` (main) and
     ``mois_sam2_demo`` (narrow Hiera, width 128, 256 px for CPU). ``checkpoint`` may be a MOIS-SAM2 or an official
     SAM2.1 file.
-    See :func:`~mois_sam2_nf.models.sam2.build.build_model` for the other arguments.
+    ``options``: the keyword arguments of :func:`~mois_sam2_nf.models.sam2.build.build_model` (``mode``,
+    ``overrides``, ``target``, ``apply_postprocessing``).
     """
-    return build_model(config, MOIS_CONFIG_DIR, checkpoint, device, mode=mode, overrides=overrides, target=target,
-                       apply_postprocessing=apply_postprocessing, load_weights=load_checkpoint)
+    return build_model(config, MOIS_CONFIG_DIR, checkpoint, device, load_weights=load_checkpoint, **options)

@@ -205,18 +205,14 @@ def build_sam2_model(
     config: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
-    *,
-    mode: str = "eval",
-    overrides: Sequence[str] = (),
-    target: str | None = None,
-    apply_postprocessing: bool = True,
+    **options: Any,
 ) -> nn.Module:
     """Build a SAM2 model from a config name (``sam2.1_hiera_b+``) or YAML path, optionally loading ``checkpoint``.
 
     The memory-attention dtype hook (memory cast to the query dtype) is installed, so CPU fp32 runs without autocast.
-    Other arguments: see :func:`build_model`.
+    ``options``: the keyword arguments of :func:`build_model` (``mode``, ``overrides``, ``target``,
+    ``apply_postprocessing``).
     """
-    model = build_model(config, SAM2_CONFIG_DIR, checkpoint, device, mode=mode, overrides=overrides, target=target,
-                        apply_postprocessing=apply_postprocessing)
+    model = build_model(config, SAM2_CONFIG_DIR, checkpoint, device, **options)
     install_memory_dtype_hook(model.memory_attention)
     return model
