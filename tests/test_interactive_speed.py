@@ -3,7 +3,8 @@
 The early stop keeps the masks of every slice it reaches, a large correction-reuse k equals the exact path, replay
 stays deterministic with reuse, the bf16 embedding cache halves the features, and the `interactive` / `exact`
 profiles give the documented options. Model: the shipped demo MOIS-SAM2 weights on a crop of a demo scan (the only
-weights whose object score says where a lesion is absent).
+weights whose object score says where a lesion is absent); the scan is rendered by the synthetic generator (demo preset,
+seed 0), so the tests need no generated cohort on disk.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mois_sam2_nf.data.io import load_label, load_nifti
+from mois_sam2_nf.data.synthetic.patient import SyntheticPatient, plan_cohort
+from mois_sam2_nf.data.synthetic.presets import get_preset
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import Click, Scan, create_segmenter
@@ -36,10 +38,11 @@ FRAMES = 10
 def lesion_scan() -> tuple[Scan, list[list[Click]]]:
     """A canonical crop of a demo test scan around its largest lesion, and three interactions on that lesion:
     a centre click, a second positive click on the same slice, a positive click on the next lesion slice."""
-    image = load_nifti(REPO / "data" / "demo" / "raw" / "imagesTs_1" / f"{CASE}.nii.gz")
-    label = load_label(REPO / "data" / "demo" / "raw" / "labelsTs_1_instance" / f"{CASE}.nii.gz", image=image)
-    view = ScanView.from_affine(image.affine, image.array.shape)
-    volume, labels = view.to_canonical(image.array), view.to_canonical(label.array)
+    preset = get_preset("demo")
+    plan = next(plan for plan in plan_cohort(preset, 0) if CASE in plan.case_ids(0))
+    rendered = next(scan for scan in SyntheticPatient(preset, 0, plan).scans() if scan.case_id == CASE)
+    view = ScanView.from_affine(rendered.affine, rendered.image.shape)
+    volume, labels = view.to_canonical(rendered.image), view.to_canonical(rendered.label)
     lesion = np.bincount(labels[labels > 0].ravel()).argmax()
     rows, cols, frames = np.nonzero(labels == lesion)
     top = int(np.clip(rows.mean() - CROP // 2, 0, volume.shape[0] - CROP))
