@@ -10,8 +10,10 @@ import scipy.ndimage as ndi
 
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.evaluation.clicks import (ClickConfig, center_click, click_rng, patch_dice_losses,
-                                            sample_error_voxel, simulate_clicks)
+from mois_sam2_nf.data.corrective_click import center_click
+from mois_sam2_nf.evaluation.clicks import (ClickConfig, click_rng, patch_dice_losses, sample_error_voxel,
+                                            simulate_clicks)
+from mois_sam2_nf.models.guided_cnn.corrections import corrective_click
 from mois_sam2_nf.segmenters import Click
 
 #: on-disk axis codes ("L", "P", "S") as in the synthetic cohort: canonical rows = k flipped, cols = i, frames = j
@@ -221,6 +223,20 @@ def test_center_size_ties_go_to_the_first_component_in_canonical_raster_order(vi
     prediction = _from_canonical(view, prediction_c)
     ijk, positive = center_click(np.zeros_like(prediction), prediction, view)
     assert tuple(int(x) for x in view.ijk_to_canonical(ijk)) == (3, 19, 5) and not positive
+
+
+def test_guided_cnn_training_clicks_follow_the_center_rule() -> None:
+    """The CNN baselines' corrective click is the protocol's ``center`` click on canonical working-grid arrays."""
+    label = np.zeros((12, 12, 12), dtype=bool)
+    label[6:9, 6:9, 6:9] = True                # missed: 27 voxels
+    prediction = np.zeros_like(label)
+    prediction[0:3, 0:3, 0:3] = True           # false positive of the same size, first in raster order
+    assert corrective_click(prediction, label) == ((1, 1, 1), False)
+    assert corrective_click(label, label) is None
+    for seed in range(10):
+        canonical = ScanView.of_canonical((14, 11, 9))
+        target, prediction = _blobs(seed, canonical, n=6), _blobs(seed + 30, canonical, n=4)
+        assert corrective_click(prediction, target) == center_click(target, prediction, canonical)
 
 
 def test_center_fallback_when_the_worst_patches_hold_no_usable_error(view: ScanView) -> None:

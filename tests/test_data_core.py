@@ -8,11 +8,13 @@ import nibabel as nib
 import nibabel.orientations as nio
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 
 from mois_sam2_nf.data.instances import keep_largest, size_ordered_components
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.data.io import load_label, load_nifti, save_nifti
-from mois_sam2_nf.data.view import ScanView
+from mois_sam2_nf.data.masks import bounding_box, distance_transform, foreground
+from mois_sam2_nf.data.view import ScanView, voxel_spacing
 from mois_sam2_nf.errors import InputError
 
 
@@ -63,6 +65,37 @@ def test_view_oblique_affine_round_trip_and_spacing() -> None:
         view = ScanView.from_affine(affine, arr.shape)
         assert np.array_equal(view.from_canonical(view.to_canonical(arr)), arr)
         assert sorted(view.spacing) == pytest.approx(sorted(zooms))
+
+
+def test_spacing_comes_from_the_affine_even_when_the_header_zooms_disagree(tmp_path) -> None:
+    affine = np.array([[0.0, 0.0, -2.0, 5.0], [-1.5, 0.0, 0.0, 1.0], [0.0, 4.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    image = nib.Nifti1Image(np.zeros((3, 4, 5), dtype=np.int16), affine)
+    image.header.set_zooms((9.0, 9.0, 9.0))    # stale pixdim: the affine (sform) is what the voxels are
+    nib.save(image, str(tmp_path / "stale.nii.gz"))
+    volume = load_nifti(tmp_path / "stale.nii.gz")
+    assert volume.header.get_zooms() == (9.0, 9.0, 9.0)
+    assert volume.zooms == voxel_spacing(affine) == (1.5, 4.0, 2.0)
+    assert volume.voxel_volume_mm3 == 12.0
+    assert ScanView.from_affine(affine, (3, 4, 5)).spacing == (4.0, 2.0, 1.5)   # canonical (row, col, frame) order
+    canonical = ScanView.of_canonical((3, 4, 5))
+    assert canonical.canonical_shape == (3, 4, 5) and canonical.spacing == (1.0, 1.0, 1.0)
+    np.testing.assert_array_equal(canonical.canonical_to_ijk((2, 1, 0)), (2, 1, 0))
+
+
+def test_mask_helpers_match_numpy_and_scipy() -> None:
+    rng = np.random.default_rng(5)
+    mask = np.zeros((9, 7, 6), dtype=bool)
+    assert foreground(mask).size == 0 and bounding_box(mask) is None
+    mask[2:4, 5, 1:3] = True
+    np.testing.assert_array_equal(foreground(mask.transpose(2, 0, 1)), np.flatnonzero(mask.transpose(2, 0, 1)))
+    assert bounding_box(mask) == (slice(2, 4), slice(5, 6), slice(1, 3))
+    assert bounding_box(mask, margin=2) == (slice(0, 6), slice(3, 7), slice(0, 5))
+    for _ in range(5):
+        mask = rng.random((10, 8, 7)) < 0.8
+        mask[0, 0, 0] = False
+        np.testing.assert_allclose(distance_transform(mask), ndi.distance_transform_edt(mask), rtol=1e-6)
+        padded = ndi.distance_transform_edt(np.pad(mask, 1), sampling=(0.7, 1.3, 5.0))[1:-1, 1:-1, 1:-1]
+        np.testing.assert_allclose(distance_transform(mask, (0.7, 1.3, 5.0), black_border=True), padded, rtol=1e-6)
 
 
 def test_view_matches_monai_orientation_sra_with_flips() -> None:

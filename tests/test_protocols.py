@@ -13,7 +13,8 @@ from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.clicks import ClickConfig
 from mois_sam2_nf.segmenters import Scan, create_segmenter
 from mois_sam2_nf.evaluation.metrics import dice
-from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, run_protocol
+from mois_sam2_nf.evaluation.protocols import CaseOutcome, InteractionRow, ProtocolConfig, run_protocol
+from mois_sam2_nf.evaluation.results import IDENTIFIER_COLUMNS, INTERACTION_COLUMNS
 from mois_sam2_nf.evaluation.targets import plan_targets
 
 ALL = (0, 1, 2, 3)
@@ -34,7 +35,7 @@ def run(model: Any, protocol: ProtocolConfig, indices: tuple[int, ...] = ALL, se
 
 
 def phases(outcome: CaseOutcome) -> list[str]:
-    return [step["phase"] for step in outcome.steps]
+    return [step.phase for step in outcome.steps]
 
 
 class CountingOracle:
@@ -83,11 +84,11 @@ def test_label_order_splits_26_components_in_6_connectivity_raster_order() -> No
 def test_oracle_lesion_wise_corrective_reaches_dice_one_per_prompted_lesion() -> None:
     outcome = run(create_segmenter("oracle"), ProtocolConfig(num_lesions=2))
     rows = outcome.steps
-    assert [r["target_rank"] for r in rows] == [1, 2] and all(r["dice_target"] == 1.0 for r in rows)
-    assert all(r["new_pos"] and not r["new_neg"] and r["click_strategy"] == "patch_dt" for r in rows)
+    assert [r.target_rank for r in rows] == [1, 2] and all(r.dice_target == 1.0 for r in rows)
+    assert all(r.new_pos and not r.new_neg and r.click_strategy == "patch_dt" for r in rows)
     np.testing.assert_array_equal(outcome.prediction, lesion_mask((0, 1)))
-    assert rows[-1]["dice_scan"] == pytest.approx(dice(lesion_mask((0, 1)), lesion_mask(ALL)))
-    assert [r["step"] for r in rows] == [1, 2] and outcome.n_interactions == 2 and outcome.n_clicks == 2
+    assert rows[-1].dice_scan == pytest.approx(dice(lesion_mask((0, 1)), lesion_mask(ALL)))
+    assert [r.step for r in rows] == [1, 2] and outcome.n_interactions == 2 and outcome.n_clicks == 2
 
 
 def test_lesion_wise_runs_record_the_largest_slice_fraction_of_a_lesion_mask() -> None:
@@ -103,18 +104,18 @@ def test_interaction_without_click_is_logged_without_calling_model() -> None:
     model = CountingOracle(create_segmenter("oracle"))
     outcome = run(model, ProtocolConfig(num_lesions=2, dsc_local_max=1.5))
     assert model.calls == 2 and outcome.n_interactions == 6 and len(outcome.steps) == 6
-    idle = [r for r in outcome.steps if r["interaction"] > 1]
-    assert all(r["new_pos"] == r["new_neg"] == "" and r["dice_target"] == 1.0 for r in idle)
-    assert [r["n_pos_total"] for r in outcome.steps] == [1, 1, 1, 1, 1, 1]
+    idle = [r for r in outcome.steps if r.interaction > 1]
+    assert all(r.new_pos == r.new_neg == "" and r.dice_target == 1.0 for r in idle)
+    assert [r.n_pos_total for r in outcome.steps] == [1, 1, 1, 1, 1, 1]
 
 
 def test_non_corrective_gives_one_interaction_per_lesion() -> None:
     outcome = run(create_segmenter("imperfect_oracle"),
                   ProtocolConfig(mode="lesion_wise_non_corrective", interactions_per_lesion=1))
-    assert [r["interaction"] for r in outcome.steps] == [1, 1, 1, 1]
+    assert [r.interaction for r in outcome.steps] == [1, 1, 1, 1]
     # rank 1 eroded (150 of 392) + cube 8: Dice 300 / 550; rank 3 is missed: only the cube
-    assert outcome.steps[0]["dice_target"] == pytest.approx(300 / 550)
-    assert outcome.steps[2]["dice_target"] == 0.0
+    assert outcome.steps[0].dice_target == pytest.approx(300 / 550)
+    assert outcome.steps[2].dice_target == 0.0
     with pytest.raises(InputError, match="contradicts"):
         ProtocolConfig(mode="lesion_wise_non_corrective", interactions_per_lesion=3)
 
@@ -122,8 +123,8 @@ def test_non_corrective_gives_one_interaction_per_lesion() -> None:
 def test_corrective_negative_click_removes_false_positive() -> None:
     outcome = run(create_segmenter("imperfect_oracle"), ProtocolConfig(num_lesions=1))
     first, second = outcome.steps[:2]
-    assert first["new_neg"] == "" and second["new_neg"] != ""  # the only FP of rank 1 is the cube
-    assert second["dice_target"] == pytest.approx(300 / 542) and second["n_neg_total"] == 1
+    assert first.new_neg == "" and second.new_neg != ""  # the only FP of rank 1 is the cube
+    assert second.dice_target == pytest.approx(300 / 542) and second.n_neg_total == 1
 
 
 @pytest.mark.parametrize("when_all_prompted, k, expected",
@@ -134,7 +135,7 @@ def test_propagation_rule(when_all_prompted: bool, k: int, expected: int) -> Non
     assert phases(outcome).count("propagation") == expected
     if expected:
         assert phases(outcome)[-1] == "propagation"
-        assert outcome.steps[-1]["dice_scan"] == pytest.approx(dice(outcome.prediction, lesion_mask(ALL)))
+        assert outcome.steps[-1].dice_scan == pytest.approx(dice(outcome.prediction, lesion_mask(ALL)))
     else:
         np.testing.assert_array_equal(outcome.prediction, outcome.prediction_before_propagation)
 
@@ -150,11 +151,11 @@ def test_prompted_lesion_sweep_propagates_after_every_lesion() -> None:
     model = create_segmenter("imperfect_oracle", propagates=True, fp_edge=0, margin=0, miss_every=0)
     outcome = run(model, ProtocolConfig(mode="prompted_lesion_sweep"))
     rows = outcome.steps
-    propagation = [i for i, r in enumerate(rows) if r["phase"] == "propagation"]
+    propagation = [i for i, r in enumerate(rows) if r.phase == "propagation"]
     assert len(propagation) == 4
-    assert [max(r["target_rank"] for r in rows[:i]) for i in propagation] == [1, 2, 3, 4]
-    assert all(rows[i]["dice_scan"] == 1.0 for i in propagation)  # exact oracle + exact propagation
-    assert [r["dice_scan"] for r in rows if r["phase"] == "interaction"] == pytest.approx(
+    assert [max(r.target_rank for r in rows[:i]) for i in propagation] == [1, 2, 3, 4]
+    assert all(rows[i].dice_scan == 1.0 for i in propagation)  # exact oracle + exact propagation
+    assert [r.dice_scan for r in rows if r.phase == "interaction"] == pytest.approx(
         [dice(lesion_mask(ALL[:k]), lesion_mask(ALL)) for k in (1, 2, 3, 4)])
 
 
@@ -178,7 +179,7 @@ def test_prompted_lesion_sweep_hands_over_the_prediction_after_every_lesion(prop
 def test_global_corrective_stops_at_stop_dice() -> None:
     outcome = run(create_segmenter("oracle"), ProtocolConfig(mode="global_corrective"))
     curve = outcome.scan_dice_curve
-    assert all(r["target_rank"] == 0 and r["phase"] == "interaction" for r in outcome.steps)
+    assert all(r.target_rank == 0 and r.phase == "interaction" for r in outcome.steps)
     assert curve[-1] >= 0.8 and all(d < 0.8 for d in curve[:-1])
     assert len(outcome.steps) == len(curve) == outcome.n_interactions
 
@@ -200,11 +201,21 @@ def test_global_non_corrective_interactive_and_automatic() -> None:
     assert phases(interactive) == ["interaction"] and interactive.n_interactions == 1
     automatic = run(create_segmenter("oracle", automatic=True),
                     ProtocolConfig(mode="global_non_corrective", max_interactions=1, automatic=True))
-    assert phases(automatic) == ["automatic"] and automatic.steps[0]["dice_scan"] == 1.0
-    assert automatic.n_clicks == 0 and automatic.steps[0]["new_pos"] == ""
+    assert phases(automatic) == ["automatic"] and automatic.steps[0].dice_scan == 1.0
+    assert automatic.n_clicks == 0 and automatic.steps[0].new_pos == ""
     with pytest.raises(InputError, match="no automatic mode"):
         run(create_segmenter("oracle"), ProtocolConfig(mode="global_non_corrective", max_interactions=1,
                                                        automatic=True))
+
+
+def test_interaction_rows_hold_the_protocol_columns_in_csv_order() -> None:
+    outcome = run(create_segmenter("oracle"), ProtocolConfig(num_lesions=2))
+    protocol_columns = INTERACTION_COLUMNS[len(IDENTIFIER_COLUMNS):]
+    assert all(list(step.as_row()) == list(protocol_columns) for step in outcome.steps)
+    row = InteractionRow.whole_scan(3, "propagation", 1.5, 2, 1, 0.75, 0.1, 8.0).as_row()
+    assert row == {"step": 3, "phase": "propagation", "target_rank": 0, "target_label": 0, "target_volume_ml": 1.5,
+                   "interaction": 0, "new_pos": "", "new_neg": "", "n_pos_total": 2, "n_neg_total": 1,
+                   "click_strategy": "", "dice_target": 0.75, "dice_scan": 0.75, "elapsed_s": 0.1, "peak_mem_mb": 8.0}
 
 
 def test_automatic_only_model_is_used_automatically_and_refused_elsewhere() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_ball_guidance_and_corrective_clicks() -> None:
 
 
 def test_reference_network_size() -> None:
-    network = build_network(load_config("sw_fastedit")["network"]["filters"])
+    network = build_network(load_config("sw_fastedit").network.filters)
     assert sum(p.numel() for p in network.parameters()) == pytest.approx(31.0e6, rel=0.01)
 
 
@@ -74,9 +75,9 @@ def test_smoke_training_adapter_and_evaluation(tiny_cohort: Path, tmp_path: Path
     checkpoint = train_sw_fastedit(tiny_cohort, config, out_dir=tmp_path / "weights", fold=1,
                                    config_name="sw_fastedit_smoke")
     meta = json.loads((checkpoint.parent / "meta.json").read_text())
-    assert meta["fold"] == 1 and meta["config"]["network"] == config["network"] and meta["spacing"] is None
+    assert meta["fold"] == 1 and meta["config"]["network"] == asdict(config.network) and meta["spacing"] is None
     log = (checkpoint.parent / "logs" / "train_log.csv").read_text().splitlines()
-    assert len(log) == 1 + config["training"]["epochs"]
+    assert len(log) == 1 + config.training.epochs
     again = train_sw_fastedit(tiny_cohort, config, out_dir=tmp_path / "weights", fold=1)  # resumes: nothing to do
     assert again == checkpoint and len((checkpoint.parent / "logs" / "train_log.csv").read_text().splitlines()) == 3
 
@@ -104,7 +105,7 @@ def test_a_run_interrupted_after_an_epoch_logs_each_epoch_once(tiny_cohort: Path
     from mois_sam2_nf.models.guided_cnn import training
 
     config = load_config("sw_fastedit_smoke")
-    assert config["training"]["epochs"] == 2
+    assert config.training.epochs == 2
     save = training._save_atomic
 
     def dies_on_epoch_2(state: dict, path: Path) -> None:

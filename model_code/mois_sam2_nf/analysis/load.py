@@ -26,6 +26,13 @@ from tqdm.auto import tqdm
 from mois_sam2_nf.data.eval_sets import normalise_eval_set
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.manifest import RUN_ID_PATTERN
+from mois_sam2_nf.evaluation.results import (
+    CASES_DIR,
+    DONE_FILE,
+    MANIFEST_FILE,
+    RUN_TABLES,
+    relative_prediction_path,
+)
 
 IDENTIFIERS: tuple[str, ...] = ("run_id", "model", "mode", "test_set", "fold", "case_id")
 
@@ -35,17 +42,6 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "interactions": (*IDENTIFIERS, "step", "phase", "target_rank", "interaction", "dice_target", "dice_scan"),
     "lesion_metrics": ("run_id", "case_id"),
     "sweep_metrics": (*IDENTIFIERS, "n_prompted"),
-}
-
-#: tables that only some runs write (no note when a run has none)
-OPTIONAL_TABLES: frozenset[str] = frozenset({"sweep_metrics"})
-
-#: run-level file -> per-case file under ``cases/<case_id>/``
-CASE_FILES: dict[str, str] = {
-    "case_metrics": "metrics.csv",
-    "interactions": "interactions.csv",
-    "lesion_metrics": "lesions.csv",
-    "sweep_metrics": "sweep.csv",
 }
 
 #: identifier columns read as strings (case ids such as ``001`` must not become integers)
@@ -121,7 +117,8 @@ class Results:
         """Where the saved prediction of ``case_id`` in ``run_id`` lies.
 
         Uses the case's ``prediction_file`` column when set (relative paths are relative to the run folder first,
-        then to the working directory), else ``<run>/predictions/<case_id>.nii.gz``.
+        then to the working directory), else :func:`~mois_sam2_nf.evaluation.results.relative_prediction_path`
+        under the run folder.
         """
         info = self.run(run_id)
         if "prediction_file" in self.cases.columns:
@@ -132,7 +129,7 @@ class Results:
                 if path.is_absolute() or not (info.path / path).exists():
                     return path
                 return info.path / path
-        return info.path / "predictions" / f"{case_id}.nii.gz"
+        return info.path / relative_prediction_path(case_id)
 
 
 def resolve_results_dir(path: str | os.PathLike[str]) -> Path:
@@ -151,10 +148,10 @@ def resolve_results_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def _is_run_dir(path: Path) -> bool:
-    if (path / "manifest.json").is_file() or (path / "case_metrics.csv").is_file():
+    if (path / MANIFEST_FILE).is_file() or (path / RUN_TABLES["case_metrics"].run_file).is_file():
         return True
-    cases = path / "cases"
-    return cases.is_dir() and any(cases.glob("*/metrics.csv"))
+    cases = path / CASES_DIR
+    return cases.is_dir() and any(cases.glob(f"*/{DONE_FILE}"))
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -193,20 +190,21 @@ def _read_csv(path: Path, table: str) -> pd.DataFrame:
 
 def _read_table(run_dir: Path, table: str) -> tuple[pd.DataFrame, str | None]:
     """The run-level CSV, or the concatenated per-case files; returns ``(frame, note)``."""
-    run_file = run_dir / f"{table}.csv"
+    layout = RUN_TABLES[table]
+    run_file = run_dir / layout.run_file
     if run_file.is_file():
         return _read_csv(run_file, table), None
-    case_files = sorted((run_dir / "cases").glob(f"*/{CASE_FILES[table]}"))
+    case_files = sorted((run_dir / CASES_DIR).glob(f"*/{layout.case_file}"))
     if not case_files:
-        note = None if table in OPTIONAL_TABLES else f"{run_dir.name}: no {table}.csv"
+        note = None if layout.optional else f"{run_dir.name}: no {layout.run_file}"
         return pd.DataFrame(columns=list(REQUIRED_COLUMNS[table])), note
     frames = [_read_csv(path, table) for path in case_files]
-    note = f"{run_dir.name}: {table}.csv missing; read {len(frames)} per-case file(s) from cases/"
+    note = f"{run_dir.name}: {layout.run_file} missing; read {len(frames)} per-case file(s) from {CASES_DIR}/"
     return pd.concat(frames, ignore_index=True), note
 
 
 def _read_manifest(run_dir: Path) -> dict:
-    path = run_dir / "manifest.json"
+    path = run_dir / MANIFEST_FILE
     if not path.is_file():
         return {}
     try:

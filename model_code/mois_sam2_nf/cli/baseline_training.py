@@ -21,9 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser, configs: str, default_config:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. training.epochs=50")
 
 
-def run_folds(args: argparse.Namespace, load_config: Callable[..., dict[str, Any]], train: Callable[..., Path],
+def run_folds(args: argparse.Namespace, load_config: Callable[[str, list[str]], Any], train: Callable[..., Path],
               label: str) -> int:
-    """Train every requested fold and print what each wrote."""
+    """Train every requested fold and print what each wrote (``load_config(name, overrides)`` gives the config
+    that ``train`` takes)."""
     config = load_config(args.config, args.overrides)
     for fold in args.folds:
         written = train(args.raw, config, out_dir=args.out, fold=fold, splits_dir=args.splits, device=args.device,

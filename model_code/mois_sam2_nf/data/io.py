@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from mois_sam2_nf.atomic import atomic_path
+from mois_sam2_nf.data.view import voxel_spacing
 from mois_sam2_nf.errors import InputError
 
 #: largest allowed difference between image and label affines (mm)
@@ -52,13 +53,14 @@ class Volume:
 
     @property
     def zooms(self) -> tuple[float, float, float]:
-        """Voxel size in mm along ``(i, j, k)``, from the affine columns."""
-        return tuple(float(z) for z in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))
+        """Voxel size in mm along ``(i, j, k)``, from the affine columns (:func:`~mois_sam2_nf.data.view.voxel_spacing`;
+        not the header zooms, which may disagree with the qform / sform the affine comes from)."""
+        return voxel_spacing(self.affine)
 
     @property
     def voxel_volume_mm3(self) -> float:
-        """Volume of one voxel in mm^3 (header zooms)."""
-        return float(np.prod(self.header.get_zooms()[:3]))
+        """Volume of one voxel in mm^3 (product of :attr:`zooms`)."""
+        return float(np.prod(self.zooms))
 
 
 def _squeezed_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:

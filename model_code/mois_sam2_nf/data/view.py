@@ -26,6 +26,12 @@ import numpy as np
 CANONICAL_CODES: tuple[str, str, str] = ("I", "L", "A")
 
 
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size in mm along the array axes ``(i, j, k)``: the norms of the first three columns of the ``(4, 4)``
+    voxel -> world ``affine`` (the one source of voxel spacing; the header zooms may disagree with the affine)."""
+    return tuple(float(z) for z in np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0)))
+
+
 @dataclass(frozen=True)
 class ScanView:
     """Maps arrays and voxel indices between an original grid ``(i, j, k)`` and the canonical ``(row, col, frame)``.
@@ -51,6 +57,16 @@ class ScanView:
         transform = nio.ornt_transform(start, nio.axcodes2ornt(CANONICAL_CODES))
         return cls(tuple(int(s) for s in shape), affine, transform)
 
+    @classmethod
+    def of_canonical(cls, shape: tuple[int, ...]) -> ScanView:
+        """The view of an array of ``shape`` that already is canonical ``(row, col, frame)`` with 1 mm voxels: the
+        identity mapping (``to_canonical`` returns the array as it is, indices map to themselves)."""
+        affine = np.eye(4)
+        affine[:3, :3] = 0.0
+        for axis, (world_axis, sign) in enumerate(nio.axcodes2ornt(CANONICAL_CODES)):
+            affine[int(world_axis), axis] = sign
+        return cls.from_affine(affine, shape)
+
     @property
     def axcodes(self) -> tuple[str, str, str]:
         """nibabel axis codes of the original array (e.g. ``("L", "P", "S")``)."""
@@ -67,10 +83,10 @@ class ScanView:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm in canonical order ``(row_mm, col_mm, frame_mm)``."""
-        zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        zooms = voxel_spacing(self.affine)
         spacing = [0.0, 0.0, 0.0]
         for axis, (new_axis, _) in enumerate(self.transform):
-            spacing[int(new_axis)] = float(zooms[axis])
+            spacing[int(new_axis)] = zooms[axis]
         return tuple(spacing)
 
     @property

@@ -17,7 +17,8 @@ Strategies:
     ``exp(min(d, dt_clip)) - 1`` where ``d`` is the Euclidean distance transform of the error inside the patch.
 
 ``center``
-    One deterministic click at the distance-transform maximum of the largest 26-connected error component.
+    One deterministic click at the distance-transform maximum of the largest 26-connected error component
+    (:func:`mois_sam2_nf.data.corrective_click.center_click`, also the training click of the guided-CNN baselines).
 
 Randomness: every draw uses :func:`click_rng`, seeded by ``(seed, crc32(case_id), target_rank, interaction,
 channel)`` -- independent of model, fold, task order and worker count.
@@ -27,12 +28,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import cc3d
-import edt
 import numpy as np
 
+from mois_sam2_nf.data.corrective_click import center_click
+from mois_sam2_nf.data.masks import bounding_box, distance_transform, foreground
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import Click
@@ -101,20 +102,6 @@ def _patch_grid(shape: tuple[int, int, int], patch: tuple[int, int, int]) -> tup
     return tuple(-(-s // p) for s, p in zip(shape, patch))
 
 
-def _foreground(mask: np.ndarray) -> np.ndarray:
-    """Ascending flat C-order indices (int64) of the non-zero voxels of ``mask``."""
-    return np.flatnonzero(np.ascontiguousarray(mask).reshape(-1))
-
-
-def _canonical_coords(flat: np.ndarray, view: ScanView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Canonical ``(rows, cols, frames)`` int64 coordinates of original-grid flat indices (vectorised, exact)."""
-    ijk = np.unravel_index(flat, view.original_shape)
-    out: list[np.ndarray] = [ijk[0]] * 3
-    for axis, (new_axis, flip) in enumerate(view.transform):
-        out[int(new_axis)] = ijk[axis] if flip > 0 else view.original_shape[axis] - 1 - ijk[axis]
-    return out[0], out[1], out[2]
-
-
 def _patch_counts(flat: np.ndarray, view: ScanView, patch: tuple[int, int, int],
                   grid: tuple[int, int, int]) -> np.ndarray:
     """Per-patch voxel count of the original-grid voxels ``flat`` (int64 array of shape ``grid``).
@@ -154,7 +141,7 @@ def patch_dice_losses(target: np.ndarray, prediction: np.ndarray, view: ScanView
     """
     shape = view.canonical_shape
     grid = _patch_grid(shape, patch)
-    fg_t, fg_p = _foreground(target), _foreground(prediction)
+    fg_t, fg_p = foreground(target), foreground(prediction)
     at = np.minimum(np.searchsorted(fg_t, fg_p), max(fg_t.size - 1, 0))
     both = fg_p[fg_t[at] == fg_p] if fg_t.size else fg_p[:0]
     n_t, n_p, n_both = (_patch_counts(flat, view, patch, grid) for flat in (fg_t, fg_p, both))
@@ -162,16 +149,6 @@ def patch_dice_losses(target: np.ndarray, prediction: np.ndarray, view: ScanView
     lesion = 1.0 - (2.0 * n_both + DICE_EPS) / (n_p + n_t + DICE_EPS)
     background = 1.0 - (2.0 * (n_all - n_p - n_t + n_both) + DICE_EPS) / (2.0 * n_all - n_p - n_t + DICE_EPS)
     return lesion, background
-
-
-def _bbox(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Bounding box of a bool array grown by ``margin`` voxels (clipped) as slices; ``None`` if empty."""
-    fg = _foreground(mask)
-    if fg.size == 0:
-        return None
-    coords = np.unravel_index(fg, mask.shape)
-    return tuple(slice(max(int(c.min()) - margin, 0), min(int(c.max()) + 1 + margin, n))
-                 for c, n in zip(coords, mask.shape))
 
 
 def sample_error_voxel(error: np.ndarray, dt_clip: float | None, rng: np.random.Generator) -> tuple[int, int, int]:
@@ -182,13 +159,13 @@ def sample_error_voxel(error: np.ndarray, dt_clip: float | None, rng: np.random.
     uniform weights and no distance transform is computed; a crop without any non-error voxel also has uniform
     weights. Candidates are taken in C raster order of the crop; one ``rng.random()`` is consumed.
     """
-    box = _bbox(error, margin=1)
+    box = bounding_box(error, margin=1)
     crop = np.ascontiguousarray(error[box])
-    candidates = _foreground(crop)
+    candidates = foreground(crop)
     if dt_clip is not None and dt_clip <= 1.0:
         weights = np.ones(candidates.size)
     else:
-        d = edt.edt(crop, black_border=False, parallel=1).reshape(-1)[candidates].astype(np.float64)
+        d = distance_transform(crop).reshape(-1)[candidates].astype(np.float64)
         if not np.isfinite(d).all():
             weights = np.ones_like(d)
         elif dt_clip is None:
@@ -199,53 +176,6 @@ def sample_error_voxel(error: np.ndarray, dt_clip: float | None, rng: np.random.
     pick = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), candidates.size - 1)
     local = np.unravel_index(candidates[pick], crop.shape)
     return tuple(int(b.start + x) for b, x in zip(box, local))
-
-
-def center_click(target: np.ndarray, prediction: np.ndarray, view: ScanView,
-                 use_spacing: bool = False) -> tuple[tuple[int, int, int], bool] | None:
-    """``center`` strategy (docs/evaluation_protocol.md, center).
-
-    Takes the largest 26-connected component of ``FN | FP`` (size ties: first voxel in canonical raster order) and
-    the maximum of its Euclidean distance transform, where every voxel outside the component -- including beyond the
-    volume border -- counts as background (ties: first voxel in canonical raster order). Components are labelled on
-    the original grid (26-connectivity does not depend on axis order or flips); only the distance transform and the
-    tie-breaks use the canonical orientation.
-
-    Args:
-        target, prediction: bool ``(I, J, K)`` masks on the original grid.
-        view: canonical view of that grid.
-        use_spacing: distances in mm (canonical spacing) instead of voxels.
-
-    Returns:
-        ``((i, j, k), positive)`` on the original grid, or ``None`` when prediction equals target.
-    """
-    error = np.asarray(target, dtype=bool) ^ np.asarray(prediction, dtype=bool)
-    box = _bbox(error)
-    if box is None:
-        return None
-    crop = np.ascontiguousarray(error[box])
-    crop_view = replace(view, original_shape=crop.shape)
-    fg = _foreground(crop)
-    ids = cc3d.connected_components(crop, connectivity=26).reshape(-1)[fg]
-    counts = np.bincount(ids)
-    tied = np.flatnonzero(counts == counts[1:].max())
-    if len(tied) == 1:
-        chosen = int(tied[0])
-    else:
-        in_tied = np.isin(ids, tied)
-        first = np.ravel_multi_index(_canonical_coords(fg[in_tied], crop_view), crop_view.canonical_shape)
-        chosen = int(ids[in_tied][np.argmin(first)])
-    coords = np.unravel_index(fg[ids == chosen], crop.shape)
-    inner = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
-    component = np.zeros(tuple(i.stop - i.start for i in inner), dtype=bool)
-    component[tuple(c - i.start for c, i in zip(coords, inner))] = True
-    component_view = replace(view, original_shape=component.shape)
-    anisotropy = view.spacing if use_spacing else (1.0, 1.0, 1.0)
-    distance = edt.edt(np.ascontiguousarray(component_view.to_canonical(component)), anisotropy=anisotropy,
-                       black_border=True, parallel=1)
-    local = component_view.canonical_to_ijk(np.unravel_index(int(np.argmax(distance)), distance.shape))
-    ijk = tuple(int(b.start + i.start + x) for b, i, x in zip(box, inner, local))
-    return ijk, bool(target[ijk])
 
 
 def _as_bool(mask: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Final lesion-wise metrics of one case (docs/evaluation_protocol.md, Final metrics) and interaction-curve summaries.
 
 Every function takes masks on the **original grid** (``(I, J, K)`` arrays as nibabel loads them) and voxel spacing
-as the header zooms ``(i_mm, j_mm, k_mm)``. Components are labelled with cc3d; per-lesion quantities are computed from
-sparse foreground-voxel lists and one table of (GT lesion, predicted lesion) overlap counts, so the cost grows with the
-number of foreground voxels, not with ``lesions x volume``.
+``(i_mm, j_mm, k_mm)`` (``data.io.Volume.zooms``, from the affine). Components are labelled with cc3d; per-lesion
+quantities are computed from sparse foreground-voxel lists and one table of (GT lesion, predicted lesion) overlap
+counts, so the cost grows with the number of foreground voxels, not with ``lesions x volume``.
 
 Conventions:
 
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import cc3d
 import numpy as np
 
+from mois_sam2_nf.data.instances import size_ordered_components
+from mois_sam2_nf.data.masks import bounding_box, foreground
 from mois_sam2_nf.errors import InputError
 
 #: relative slack that keeps ``floor`` of an exact quotient exact under float rounding (0.3 ml / 0.1 mm^3 = 3000)
@@ -85,18 +87,13 @@ def min_voxels(min_volume_ml: float, voxel_volume_mm3: float) -> int:
     return int(math.floor(quotient * (1.0 + _FLOOR_SLACK)))
 
 
-def _foreground(mask: np.ndarray) -> np.ndarray:
-    """Flat C-order indices (int64) of the non-zero voxels of a C-contiguous array."""
-    return np.flatnonzero(mask.reshape(-1))
-
-
 def _filter_components(mask: np.ndarray, n_min: int, connectivity: int) -> np.ndarray:
     """C-contiguous bool copy of ``mask`` without the ``connectivity``-components of fewer than ``n_min`` voxels."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     if n_min <= 1 or not mask.any():
         return mask.copy()
     labels = cc3d.connected_components(mask, connectivity=connectivity)
-    fg = _foreground(mask)
+    fg = foreground(mask)
     ids = labels.reshape(-1)[fg]
     keep = np.bincount(ids) >= n_min
     out = np.zeros(mask.shape, dtype=bool)
@@ -109,7 +106,7 @@ def size_filter(mask: np.ndarray, voxel_volume_mm3: float, min_volume_ml: float,
 
     Args:
         mask: 3-D array, non-zero = foreground (any axis order; connectivity is isotropic in index space).
-        voxel_volume_mm3: volume of one voxel (product of the header zooms).
+        voxel_volume_mm3: volume of one voxel (product of the voxel spacing).
         min_volume_ml: minimum kept component volume; 0 keeps everything.
         connectivity: 6, 18 or 26.
 
@@ -141,21 +138,11 @@ class _Lesions:
 
 
 def _lesions(mask: np.ndarray, connectivity: int) -> _Lesions:
-    """Label ``mask`` (C-contiguous bool) and renumber its components by decreasing size.
-
-    cc3d numbers components in C raster order of their first voxel, so ordering by ``(-size, cc3d id)`` gives the
-    tie-break of :func:`mois_sam2_nf.data.instances.size_ordered_components`.
-    """
-    fg = _foreground(mask)
-    if fg.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Lesions(fg, empty, empty)
-    raw = cc3d.connected_components(mask, connectivity=connectivity).reshape(-1)[fg].astype(np.int64)
-    counts = np.bincount(raw)[1:]
-    order = np.lexsort((np.arange(len(counts)), -counts))
-    lookup = np.zeros(len(counts) + 1, dtype=np.int64)
-    lookup[order + 1] = np.arange(1, len(counts) + 1)
-    return _Lesions(fg, lookup[raw], counts[order].astype(np.int64))
+    """The components of ``mask`` (C-contiguous bool) numbered by
+    :func:`~mois_sam2_nf.data.instances.size_ordered_components`, described sparsely."""
+    labels, sizes = size_ordered_components(mask, connectivity=connectivity)
+    fg = foreground(mask)
+    return _Lesions(fg, labels.reshape(-1)[fg].astype(np.int64), sizes)
 
 
 def _overlapping(lesions: _Lesions, other: np.ndarray) -> np.ndarray:
@@ -227,16 +214,6 @@ def _detection(tp: int, fp: int, fn: int, rule: str) -> dict[str, float | int]:
             f"recall_{rule}": recall, f"f1_{rule}": f1}
 
 
-def _union_bbox(a: np.ndarray, b: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the bounding box of ``a | b`` grown by ``margin`` voxels (clipped); ``None`` if both are empty."""
-    fg = _foreground(np.ascontiguousarray(a | b))
-    if fg.size == 0:
-        return None
-    coords = np.unravel_index(fg, a.shape)
-    return tuple(slice(max(int(c.min()) - margin, 0), min(int(c.max()) + 1 + margin, size))
-                 for c, size in zip(coords, a.shape))
-
-
 def surface_dice(gt: np.ndarray, pred: np.ndarray, spacing_mm: tuple[float, float, float],
                  tolerance_mm: float) -> float:
     """Normalised surface Dice (MONAI ``compute_surface_dice``) on the union bounding box plus a 2-voxel margin.
@@ -252,7 +229,7 @@ def surface_dice(gt: np.ndarray, pred: np.ndarray, spacing_mm: tuple[float, floa
     import torch
     from monai.metrics import compute_surface_dice
 
-    box = _union_bbox(gt, pred, margin=2)
+    box = bounding_box(gt | pred, margin=2)
     if box is None:
         return 1.0
     tensors = [torch.from_numpy(np.ascontiguousarray(m[box]))[None, None] for m in (pred, gt)]
@@ -291,7 +268,7 @@ def case_metrics(gt: np.ndarray, pred: np.ndarray, spacing_mm: tuple[float, floa
 
     Args:
         gt, pred: ``(I, J, K)`` masks on the original grid (non-zero = foreground).
-        spacing_mm: header zooms ``(i_mm, j_mm, k_mm)``.
+        spacing_mm: voxel spacing ``(i_mm, j_mm, k_mm)`` (``data.io.Volume.zooms``).
         config: metric parameters.
         prompt_ranks: optional int ``(I, J, K)`` map holding rank ``r >= 1`` on the voxels of prompted target ``r``
             and 0 elsewhere; a GT lesion's ``prompt_rank`` is the smallest rank on its voxels.
@@ -310,7 +287,7 @@ def case_metrics(gt: np.ndarray, pred: np.ndarray, spacing_mm: tuple[float, floa
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
     n_min = min_voxels(config.min_volume_ml, voxel_ml * 1000.0)
 
-    box = _union_bbox(gt, pred) or tuple(slice(0, 0) for _ in gt.shape)
+    box = bounding_box(gt | pred) or tuple(slice(0, 0) for _ in gt.shape)
     gt_f = _filter_components(gt[box], n_min, config.filter_connectivity)
     pred_f = _filter_components(pred[box], n_min, config.filter_connectivity)
     shape = gt_f.shape

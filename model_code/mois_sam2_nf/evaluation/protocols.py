@@ -21,8 +21,8 @@ Modes:
 
 An interaction that yields no new click is counted and logged, and the model is not called.
 
-All masks are bool ``(I, J, K)`` arrays on the original grid. Each logged step is a dict with the protocol columns of
-``interactions.csv`` (the runner adds the identifiers).
+All masks are bool ``(I, J, K)`` arrays on the original grid. Each logged step is an :class:`InteractionRow` with the
+protocol columns of ``interactions.csv`` (the runner adds the identifiers).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,59 @@ class ProtocolConfig:
         return self.mode in LESION_WISE_MODES
 
 
+@dataclass(frozen=True)
+class InteractionRow:
+    """One logged step of a protocol: the protocol columns of ``interactions.csv``, in column order.
+
+    Attributes:
+        step: 1-based position of the row in the scan's log.
+        phase: ``"interaction"``, ``"propagation"`` or ``"automatic"``.
+        target_rank: prompted target ``1..m`` (lesion-wise modes); 0 for the whole ground truth (global modes,
+            propagation and automatic rows).
+        target_label: the target's label; equals ``target_rank``.
+        target_volume_ml: volume of the target (the whole ground truth for rank 0), ml.
+        interaction: 1-based interaction on the target; 0 on propagation and automatic rows.
+        new_pos: the interaction's new positive clicks as ``"i j k"`` voxel indices, ``;``-joined; empty when none.
+        new_neg: the same for the new negative clicks.
+        n_pos_total: positive clicks so far on the target (on propagation rows: on the scan), count.
+        n_neg_total: negative clicks so far, counted like ``n_pos_total``.
+        click_strategy: the simulated user's strategy (``ClickConfig.strategy``); empty on rows without clicks.
+        dice_target: Dice of the current target mask against the target, in [0, 1] (scan Dice on rank-0 rows).
+        dice_scan: Dice of the current scan prediction against the whole ground truth, in [0, 1].
+        elapsed_s: time spent in the model call of this step, s (0 when the model was not called).
+        peak_mem_mb: peak memory during the call, MiB (:class:`StepMeter`).
+    """
+
+    step: int
+    phase: str
+    target_rank: int
+    target_label: int
+    target_volume_ml: float
+    interaction: int
+    new_pos: str
+    new_neg: str
+    n_pos_total: int
+    n_neg_total: int
+    click_strategy: str
+    dice_target: float
+    dice_scan: float
+    elapsed_s: float
+    peak_mem_mb: float
+
+    @classmethod
+    def whole_scan(cls, step: int, phase: str, volume_ml: float, n_pos_total: int, n_neg_total: int, score: float,
+                   elapsed_s: float, peak_mem_mb: float) -> InteractionRow:
+        """A row without new clicks on the whole scan (``propagation`` or ``automatic``): target rank 0,
+        interaction 0, ``dice_target = dice_scan = score``."""
+        return cls(step=step, phase=phase, target_rank=0, target_label=0, target_volume_ml=volume_ml, interaction=0,
+                   new_pos="", new_neg="", n_pos_total=n_pos_total, n_neg_total=n_neg_total, click_strategy="",
+                   dice_target=score, dice_scan=score, elapsed_s=elapsed_s, peak_mem_mb=peak_mem_mb)
+
+    def as_row(self) -> dict[str, Any]:
+        """``{column: value}`` for the CSV writer, in column order."""
+        return asdict(self)
+
+
 @dataclass
 class CaseOutcome:
     """What a protocol produced for one scan.
@@ -126,7 +179,7 @@ class CaseOutcome:
 
     prediction: np.ndarray
     prediction_before_propagation: np.ndarray
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[InteractionRow] = field(default_factory=list)
     n_interactions: int = 0
     n_clicks: int = 0
     scan_dice_curve: list[float] = field(default_factory=list)
@@ -239,9 +292,9 @@ class _CaseProtocol:
                              f"{mask.dtype}, expected bool")
         return mask.astype(bool, copy=False), elapsed, peak
 
-    def _log(self, **row: Any) -> None:
-        row["step"] = len(self.out.steps) + 1
-        self.out.steps.append(row)
+    @property
+    def _next_step(self) -> int:
+        return len(self.out.steps) + 1
 
     def _interaction(
         self, rank: int, target: np.ndarray, current: np.ndarray, interaction: int, totals: list[int]
@@ -275,12 +328,13 @@ class _CaseProtocol:
         self, rank: int, volume_ml: float, interaction: int, new: list[Click], totals: list[int],
         dice_target: float, dice_scan: float, elapsed: float, peak: float,
     ) -> None:
-        self._log(
-            phase="interaction", target_rank=rank, target_label=rank, target_volume_ml=volume_ml,
-            interaction=interaction, new_pos=_click_text(new, True), new_neg=_click_text(new, False),
-            n_pos_total=totals[0], n_neg_total=totals[1], click_strategy=self.clicks.strategy,
-            dice_target=dice_target, dice_scan=dice_scan, elapsed_s=elapsed, peak_mem_mb=peak,
-        )
+        self.out.steps.append(InteractionRow(
+            step=self._next_step, phase="interaction", target_rank=rank, target_label=rank,
+            target_volume_ml=volume_ml, interaction=interaction, new_pos=_click_text(new, True),
+            new_neg=_click_text(new, False), n_pos_total=totals[0], n_neg_total=totals[1],
+            click_strategy=self.clicks.strategy, dice_target=dice_target, dice_scan=dice_scan, elapsed_s=elapsed,
+            peak_mem_mb=peak,
+        ))
 
     def _propagate(self, union: np.ndarray) -> np.ndarray | None:
         """Call :meth:`propagate`; log a ``propagation`` row and return ``union | propagated`` (``None`` if none)."""
@@ -289,11 +343,10 @@ class _CaseProtocol:
             return None
         merged = union | propagated
         score = dice(merged, self.gt)
-        self._log(
-            phase="propagation", target_rank=0, target_label=0, target_volume_ml=self._gt_volume_ml(),
-            interaction=0, new_pos="", new_neg="", n_pos_total=self.n_pos_case, n_neg_total=self.n_neg_case,
-            click_strategy="", dice_target=score, dice_scan=score, elapsed_s=elapsed, peak_mem_mb=peak,
-        )
+        self.out.steps.append(InteractionRow.whole_scan(
+            self._next_step, "propagation", self._gt_volume_ml(), self.n_pos_case, self.n_neg_case, score, elapsed,
+            peak,
+        ))
         return merged
 
     def _gt_volume_ml(self) -> float:
@@ -374,11 +427,9 @@ class _CaseProtocol:
         if mask is None:
             raise InputError(f"{self.scan.case_id}: model {self.model.name!r} returned no automatic prediction")
         score = dice(mask, self.gt)
-        self._log(
-            phase="automatic", target_rank=0, target_label=0, target_volume_ml=self._gt_volume_ml(), interaction=0,
-            new_pos="", new_neg="", n_pos_total=0, n_neg_total=0, click_strategy="",
-            dice_target=score, dice_scan=score, elapsed_s=elapsed, peak_mem_mb=peak,
-        )
+        self.out.steps.append(InteractionRow.whole_scan(
+            self._next_step, "automatic", self._gt_volume_ml(), 0, 0, score, elapsed, peak,
+        ))
         self.out.n_interactions = 1
         self.out.prediction = self.out.prediction_before_propagation = mask
 

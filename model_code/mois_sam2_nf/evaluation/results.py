@@ -21,6 +21,7 @@ import csv
 import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,20 +65,45 @@ SWEEP_COLUMNS: tuple[str, ...] = (*IDENTIFIER_COLUMNS, "n_prompted", *SWEEP_METR
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("model", "mode", "test_set", "metric", "mean", "std", "median", "n")
 
-#: per-case file name -> (run-level file name, columns)
-CASE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "interactions.csv": ("interactions.csv", INTERACTION_COLUMNS),
-    "lesions.csv": ("lesion_metrics.csv", LESION_COLUMNS),
-    "metrics.csv": ("case_metrics.csv", CASE_METRIC_COLUMNS),
-}
 
-#: per-case files written by some runs only (prompted-lesion sweeps) -> (run-level file name, columns)
-OPTIONAL_CASE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sweep.csv": ("sweep_metrics.csv", SWEEP_COLUMNS),
-}
+@dataclass(frozen=True)
+class RunTable:
+    """One table of a run folder: a file per case and the run-level file concatenated from them.
+
+    Attributes:
+        name: table name; its run-level file is ``<run_dir>/<name>.csv``.
+        case_file: file name of the case's rows under ``<run_dir>/cases/<case_id>/``.
+        columns: exact CSV columns of both files.
+        optional: written by some runs only (prompted-lesion sweeps); absent in the others.
+    """
+
+    name: str
+    case_file: str
+    columns: tuple[str, ...]
+    optional: bool = False
+
+    @property
+    def run_file(self) -> str:
+        """File name of the run-level table: ``<name>.csv``."""
+        return f"{self.name}.csv"
+
+
+#: the tables of a run folder by name, in the order a case writes them (``case_metrics`` last: it marks the case done)
+RUN_TABLES: dict[str, RunTable] = {table.name: table for table in (
+    RunTable("interactions", "interactions.csv", INTERACTION_COLUMNS),
+    RunTable("lesion_metrics", "lesions.csv", LESION_COLUMNS),
+    RunTable("sweep_metrics", "sweep.csv", SWEEP_COLUMNS, optional=True),
+    RunTable("case_metrics", "metrics.csv", CASE_METRIC_COLUMNS),
+)}
 
 #: the per-case file whose presence marks a finished case
-DONE_FILE = "metrics.csv"
+DONE_FILE = RUN_TABLES["case_metrics"].case_file
+#: the run's manifest (``<run_dir>/manifest.json``)
+MANIFEST_FILE = "manifest.json"
+#: folder of the per-case files (``<run_dir>/cases/<case_id>/``)
+CASES_DIR = "cases"
+#: the results-root summary (``<results_dir>/summary.csv``)
+SUMMARY_FILE = "summary.csv"
 
 #: case-metric columns that are not summarised (identifiers and bookkeeping)
 _NOT_SUMMARISED: frozenset[str] = frozenset((*IDENTIFIER_COLUMNS, "min_volume_ml", "prediction_file"))
@@ -118,7 +144,12 @@ def write_csv(path: str | os.PathLike[str], rows: Iterable[Mapping[str, object]]
 
 def case_dir(run_dir: str | os.PathLike[str], case_id: str) -> Path:
     """``<run_dir>/cases/<case_id>``."""
-    return Path(run_dir) / "cases" / case_id
+    return Path(run_dir) / CASES_DIR / case_id
+
+
+def relative_prediction_path(case_id: str) -> Path:
+    """Where a case's prediction is saved, relative to its run folder: ``predictions/<case_id>.nii.gz``."""
+    return Path("predictions") / f"{case_id}.nii.gz"
 
 
 def is_case_done(run_dir: str | os.PathLike[str], case_id: str) -> bool:
@@ -139,16 +170,15 @@ def write_case_tables(
     ``sweep`` (prompted-lesion sweeps) adds ``sweep.csv`` with :data:`SWEEP_COLUMNS`.
     """
     folder = case_dir(run_dir, case_id)
-    write_csv(folder / "interactions.csv", interactions, INTERACTION_COLUMNS)
-    write_csv(folder / "lesions.csv", lesions, LESION_COLUMNS)
-    if sweep is not None:
-        write_csv(folder / "sweep.csv", sweep, SWEEP_COLUMNS)
-    write_csv(folder / DONE_FILE, [metrics], CASE_METRIC_COLUMNS)
+    rows = {"interactions": interactions, "lesion_metrics": lesions, "sweep_metrics": sweep, "case_metrics": [metrics]}
+    for table in RUN_TABLES.values():
+        if rows[table.name] is not None:
+            write_csv(folder / table.case_file, rows[table.name], table.columns)
 
 
 def done_cases(run_dir: str | os.PathLike[str]) -> list[str]:
     """Sorted ids of the finished cases of a run folder."""
-    cases = Path(run_dir) / "cases"
+    cases = Path(run_dir) / CASES_DIR
     if not cases.is_dir():
         return []
     return sorted(p.name for p in cases.iterdir() if (p / DONE_FILE).is_file())
@@ -158,25 +188,25 @@ def concatenate_run(run_dir: str | os.PathLike[str]) -> list[str]:
     """Rewrite the run-level CSVs from the finished cases (sorted by case id); returns those case ids.
 
     Per-case files are concatenated as text after checking their header, so the values round-trip unchanged. An
-    optional file (:data:`OPTIONAL_CASE_FILES`) is concatenated from the finished cases that have it, and its
+    optional table (:attr:`RunTable.optional`) is concatenated from the finished cases that have it, and its
     run-level file is written only when one does.
     """
     run_dir = Path(run_dir)
     cases = done_cases(run_dir)
-    for case_name, (run_name, columns) in {**CASE_FILES, **OPTIONAL_CASE_FILES}.items():
+    for table in RUN_TABLES.values():
         having = cases
-        if case_name in OPTIONAL_CASE_FILES:
-            having = [case for case in cases if (case_dir(run_dir, case) / case_name).is_file()]
+        if table.optional:
+            having = [case for case in cases if (case_dir(run_dir, case) / table.case_file).is_file()]
             if not having:
                 continue
-        header = ",".join(columns) + "\n"
+        header = ",".join(table.columns) + "\n"
         parts = [header]
         for case in having:
-            text = (case_dir(run_dir, case) / case_name).read_text(encoding="utf-8")
+            text = (case_dir(run_dir, case) / table.case_file).read_text(encoding="utf-8")
             if not text.startswith(header):
-                raise ValueError(f"{case_dir(run_dir, case) / case_name}: unexpected columns")
+                raise ValueError(f"{case_dir(run_dir, case) / table.case_file}: unexpected columns")
             parts.append(text[len(header):])
-        write_text(run_dir / run_name, "".join(parts))
+        write_text(run_dir / table.run_file, "".join(parts))
     return cases
 
 
@@ -206,8 +236,8 @@ def update_summary(results_dir: str | os.PathLike[str]) -> Path:
     results_dir = Path(results_dir)
     tables = [
         pd.read_csv(path, dtype={"model": str, "mode": str, "test_set": str, "case_id": str}, keep_default_na=True)
-        for path in sorted(results_dir.glob("*/case_metrics.csv"))
+        for path in sorted(results_dir.glob(f"*/{RUN_TABLES['case_metrics'].run_file}"))
     ]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(CASE_METRIC_COLUMNS))
     summary = summarise(table)
-    return write_csv(results_dir / "summary.csv", summary.to_dict("records"), SUMMARY_COLUMNS)
+    return write_csv(results_dir / SUMMARY_FILE, summary.to_dict("records"), SUMMARY_COLUMNS)

@@ -49,11 +49,13 @@ from mois_sam2_nf.evaluation.metrics import MetricConfig, case_metrics, noc
 from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, run_protocol
 from mois_sam2_nf.evaluation.results import (
     DONE_FILE,
+    MANIFEST_FILE,
     SWEEP_METRICS,
     case_dir,
     concatenate_run,
     done_cases,
     is_case_done,
+    relative_prediction_path,
     update_summary,
     write_case_tables,
 )
@@ -76,7 +78,7 @@ def compose_config(overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[
     from mois_sam2_nf.hydra_compose import compose_isolated
 
     try:
-        config = compose_isolated(CONFIG_DIR, CONFIG_NAME, overrides, version_base=None)
+        config = compose_isolated(CONFIG_DIR, CONFIG_NAME, overrides)
         return OmegaConf.to_container(config, resolve=True), OmegaConf.to_container(config, resolve=False)
     except (HydraException, OmegaConfBaseException) as err:
         raise InputError(f"evaluate config: {str(err).splitlines()[0]}") from None
@@ -199,7 +201,7 @@ class _Run:
             },
             n_cases_done=n_done,
         )
-        write_json(self.run_dir / "manifest.json", manifest)
+        write_json(self.run_dir / MANIFEST_FILE, manifest)
         return n_done
 
     def evaluate_case(self, segmenter: InteractiveSegmenter, case: CaseFiles) -> None:
@@ -216,7 +218,7 @@ class _Run:
         gt = label.array > 0
         plan = plan_targets(label.array, view, self.protocol.num_lesions, self.protocol.lesion_order, voxel_ml)
         scan = Scan(case_id=case.case_id, image=image.array, affine=image.affine, view=view, label=label.array)
-        spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
+        spacing = image.zooms
         ids = self.identifiers(case.case_id)
         sweep: list[dict[str, Any]] = []
 
@@ -230,13 +232,13 @@ class _Run:
                                    voxel_volume_ml=voxel_ml, progress=self.progress, on_prompted=after_target)
         finally:
             segmenter.end_scan()
-        prediction_file = Path("predictions") / f"{case.case_id}.nii.gz"
+        prediction_file = relative_prediction_path(case.case_id)
         saved = self._save_prediction(image, outcome.prediction, self.run_dir / prediction_file)
         metrics, lesions = case_metrics(gt, saved, spacing, self.metrics, prompt_ranks=plan.rank_map)
         row = {**ids, **metrics, **self._bookkeeping(outcome, plan, gt, spacing, metrics)}
         row["runtime_s"] = time.perf_counter() - start
         row["prediction_file"] = prediction_file.as_posix()
-        steps = [{**ids, **step} for step in outcome.steps]
+        steps = [{**ids, **step.as_row()} for step in outcome.steps]
         lesion_rows = [{"run_id": self.run_id, "case_id": case.case_id, **lesion} for lesion in lesions]
         write_case_tables(self.run_dir, case.case_id, steps, lesion_rows, row,
                           sweep=sweep if self.protocol.sweep else None)

@@ -74,7 +74,7 @@ def plan_targets(
         view: the scan's canonical view (tie-breaks use canonical raster order).
         num_lesions: ``K >= 1``.
         order: one of :data:`LESION_ORDERS`.
-        voxel_volume_ml: volume of one voxel in ml (header zooms).
+        voxel_volume_ml: volume of one voxel in ml (``data.io.Volume.voxel_volume_mm3 / 1000``).
     """
     if order not in LESION_ORDERS:
         raise InputError(f"protocol.lesion_order={order!r} is not one of {', '.join(LESION_ORDERS)}")

@@ -16,7 +16,7 @@ from monai.inferers import sliding_window_inference
 
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import register_segmenter
-from mois_sam2_nf.models.dins.config import load_config
+from mois_sam2_nf.models.dins.config import DINsConfig, load_config
 from mois_sam2_nf.models.dins.network import DINsNet
 from mois_sam2_nf.models.dins.onnx_io import onnx_logits, onnx_session
 from mois_sam2_nf.models.dins.train import from_dins, to_dins
@@ -39,13 +39,13 @@ class DINsSegmenter(GuidedCNNSegmenter):
     """
 
     name = "dins"
+    config: DINsConfig
 
     def __init__(self, config: str = "dins", checkpoint: str | os.PathLike[str] | None = None, fold: int = 1,
                  **_: Any) -> None:
         super().__init__(load_config(config))
         if checkpoint is None:
-            network = DINsNet(int(self.config["network"]["base_channels"]),
-                              int(self.config["network"]["max_channels"])).eval()
+            network = DINsNet(self.config.network.base_channels, self.config.network.max_channels).eval()
             self._forward = lambda x: network(x[:, :1], x[:, 1:])
         else:
             path = Path(checkpoint)
@@ -58,12 +58,10 @@ class DINsSegmenter(GuidedCNNSegmenter):
     def foreground_probability(self, volume: WorkingVolume, positives: list[Voxel],
                                negatives: list[Voxel]) -> torch.Tensor:
         """Sliding-window softmax foreground over image + ExpDT guidance, back in working order ``(R, C, F)``."""
-        guidance = self.config["guidance"]
-        guide = expdt_guidance(tuple(volume.image.shape[1:]), positives, negatives, guidance["sigma"],
-                               guidance["gamma"])
+        guidance, inference = self.config.guidance, self.config.inference
+        guide = expdt_guidance(tuple(volume.image.shape[1:]), positives, negatives, guidance.sigma, guidance.gamma)
         inputs = to_dins(torch.cat([volume.image, guide])[None])
-        rows, cols, frames = self.config["inference"]["roi"]
-        logits = sliding_window_inference(inputs, roi_size=(frames, rows, cols),
-                                          sw_batch_size=self.config["inference"]["sw_batch"], predictor=self._forward,
-                                          overlap=self.config["inference"]["overlap"], mode="gaussian")
+        rows, cols, frames = inference.roi
+        logits = sliding_window_inference(inputs, roi_size=(frames, rows, cols), sw_batch_size=inference.sw_batch,
+                                          predictor=self._forward, overlap=inference.overlap, mode="gaussian")
         return from_dins(torch.softmax(logits, dim=1))[0, 1]

@@ -1,7 +1,7 @@
 """DINs training (docs/baselines.md, DINs), exported to ONNX at the end.
 
 Each iteration takes a crop of a training scan of the fold
-(:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`: ``pos_fraction`` centred on lesion voxels, flips on all
+(:class:`~mois_sam2_nf.models.guided_cnn.crops.CropSampler`: ``pos_fraction`` centred on lesion voxels, flips on all
 axes) and simulates the user's clicks on it (:func:`simulated_clicks`): 1..10 positives drawn uniformly from the lesion
 after a 3-iteration in-plane erosion, a 10-pixel disc around each removed from its slice before the next draw (the
 centroid when erosion empties the lesion), and 0..10 negatives in a 40-voxel band outside the lesion beyond a 3-voxel
@@ -14,14 +14,16 @@ sum(w^2)`` over the convolution kernels; Adam with ``ReduceLROnPlateau`` on the 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from mois_sam2_nf.data.masks import distance_transform
+from mois_sam2_nf.models.dins.config import DINsConfig
 from mois_sam2_nf.models.dins.network import DINsNet
 from mois_sam2_nf.models.dins.onnx_io import check_export, export_onnx, onnx_session
 from mois_sam2_nf.models.guided_cnn.guidance import expdt_guidance
@@ -68,7 +70,7 @@ def _negatives(label: np.ndarray, count: int, rng: np.random.Generator) -> list[
     if count == 0:
         return []
     if label.any():
-        distance = ndimage.distance_transform_edt(~label)
+        distance = distance_transform(~label)
         band = (distance > BAND_MARGIN) & (distance <= BAND_MARGIN + BAND_WIDTH)
     else:
         band = np.ones(label.shape, dtype=bool)
@@ -95,28 +97,27 @@ def simulated_clicks(label: np.ndarray, rng: np.random.Generator, max_positive: 
     return positives, negatives
 
 
-def dins_inputs(sample: Sample, config: dict[str, Any], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def dins_inputs(sample: Sample, config: DINsConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``image (1, 1, D, H, W)``, ``guide (1, 2, D, H, W)`` of a training crop with simulated clicks."""
-    training, guidance = config["training"], config["guidance"]
-    positives, negatives = simulated_clicks(sample.label[0].numpy() > 0.5, rng, int(training["max_positive_clicks"]),
-                                            int(training["max_negative_clicks"]))
-    guide = expdt_guidance(tuple(sample.image.shape[1:]), positives, negatives, guidance["sigma"], guidance["gamma"])
+    training, guidance = config.training, config.guidance
+    positives, negatives = simulated_clicks(sample.label[0].numpy() > 0.5, rng, training.max_positive_clicks,
+                                            training.max_negative_clicks)
+    guide = expdt_guidance(tuple(sample.image.shape[1:]), positives, negatives, guidance.sigma, guidance.gamma)
     return to_dins(sample.image[None]), to_dins(guide[None])
 
 
-def train_dins(raw_root: str | os.PathLike[str], config: dict[str, Any], *, out_dir: str | os.PathLike[str],
+def train_dins(raw_root: str | os.PathLike[str], config: DINsConfig, *, out_dir: str | os.PathLike[str],
                fold: int = 1, splits_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
                config_name: str = "dins") -> Path:
     """Train one fold (resuming from ``checkpoints/last.pt``), export and check the ONNX model; returns its path."""
-    training = config["training"]
-    torch.manual_seed(int(training["seed"]))
+    training = config.training
+    torch.manual_seed(training.seed)
     torch_device = torch.device(device)
-    model = DINsNet(int(config["network"]["base_channels"]), int(config["network"]["max_channels"])).to(torch_device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(training["lr"]), betas=(0.9, 0.99), eps=1e-8)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=float(training["plateau_factor"]),
-                                                           patience=int(training["plateau_patience"]),
-                                                           min_lr=float(training["min_lr"]))
-    weights = torch.tensor(training["class_weights"], dtype=torch.float32, device=torch_device)
+    model = DINsNet(config.network.base_channels, config.network.max_channels).to(torch_device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, betas=(0.9, 0.99), eps=1e-8)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=training.plateau_factor,
+                                                           patience=training.plateau_patience, min_lr=training.min_lr)
+    weights = torch.tensor(training.class_weights, dtype=torch.float32, device=torch_device)
 
     def loss_of(sample: Sample, rng: np.random.Generator) -> torch.Tensor:
         image, guide = dins_inputs(sample, config, rng)
@@ -125,7 +126,7 @@ def train_dins(raw_root: str | os.PathLike[str], config: dict[str, Any], *, out_
         return F.cross_entropy(logits, target, weight=weights)
 
     def train_step(sample: Sample, rng: np.random.Generator) -> float:
-        loss = loss_of(sample, rng) + float(training["l2"]) * sum(w.pow(2).sum() for w in model.kernels())
+        loss = loss_of(sample, rng) + training.l2 * sum(w.pow(2).sum() for w in model.kernels())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -134,10 +135,10 @@ def train_dins(raw_root: str | os.PathLike[str], config: dict[str, Any], *, out_
     fold_dir = train_loop(raw_root=raw_root, config=config, fold=fold, splits_dir=splits_dir, out_dir=out_dir,
                           model=model, optimizer=optimizer, scheduler=scheduler, train_step=train_step,
                           val_loss=lambda sample, rng: loss_of(sample, rng).item(), desc=f"DINs fold {fold}")
-    crop_r, crop_c, crop_f = (int(v) for v in training["crop"])
+    crop_r, crop_c, crop_f = training.crop
     onnx_path = export_onnx(model, fold_dir / "checkpoint.onnx", (crop_f, crop_r, crop_c))
     worst = check_export(model, onnx_session(onnx_path), [(crop_f, crop_r, crop_c), (crop_f + 2, crop_r, crop_c + 16)])
-    write_fold_outputs(fold_dir, model, {"model": "dins", "config_name": config_name, "config": config, "fold": fold,
-                                         "spacing": config["grid"]["spacing"], "seed": int(training["seed"]),
+    write_fold_outputs(fold_dir, model, {"model": "dins", "config_name": config_name, "config": asdict(config),
+                                         "fold": fold, "spacing": config.grid.spacing, "seed": training.seed,
                                          "onnx_max_abs_diff": worst})
     return onnx_path

@@ -3,8 +3,10 @@
 - :mod:`.grid`: the working grid (canonical view, optional resampling, z-score, padding) and the way back.
 - :mod:`.guidance`: clicks -> guidance channels.
 - :mod:`.corrections`: simulated corrective clicks from the error of a prediction (training).
-- :mod:`.training`: fold cases, random crops, the epoch loop with resume, ``checkpoint.pt`` + ``meta.json``.
-- :mod:`.config`: YAML configs with ``key=value`` overrides.
+- :mod:`.crops`: training crops from MONAI transforms over a ``CacheDataset`` (each scan loaded once per run).
+- :mod:`.training`: fold cases, the epoch loop with resume, ``checkpoint.pt`` + ``meta.json``.
+- :mod:`.config`: typed configs (dataclasses validated with ``OmegaConf.structured``), composed by Hydra with
+  ``key=value`` overrides.
 
 SW-FastEdit (:mod:`mois_sam2_nf.models.sw_fastedit`) and DINs (:mod:`mois_sam2_nf.models.dins`) are built from them.
 """

@@ -8,13 +8,13 @@ working-grid clicks into the foreground probability (:meth:`GuidedCNNSegmenter.f
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
 
 import numpy as np
 import torch
 
 from mois_sam2_nf.segmenters import Click, Scan
 from mois_sam2_nf.models.click_history import ClickHistorySegmenter
+from mois_sam2_nf.models.guided_cnn.config import GuidedCNNConfig
 from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume, working_volume
 
 Voxel = tuple[int, int, int]
@@ -27,7 +27,7 @@ class GuidedCNNSegmenter(ClickHistorySegmenter, ABC):
         config: the model config (its ``grid`` section places the scan on the working grid).
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: GuidedCNNConfig) -> None:
         super().__init__()
         self.config = config
         self.volume: WorkingVolume | None = None
@@ -39,8 +39,8 @@ class GuidedCNNSegmenter(ClickHistorySegmenter, ABC):
 
     def start_scan(self, scan: Scan) -> None:
         """Put the scan on the working grid (once per scan)."""
-        grid = self.config["grid"]
-        self.volume = working_volume(scan.image, scan.view, grid["spacing"], grid["divisor"])
+        grid = self.config.grid
+        self.volume = working_volume(scan.image, scan.view, grid.spacing, grid.divisor)
         self.scan, self.history = scan, {}
 
     def add_clicks(self, lesion_id: int, clicks: list[Click]) -> np.ndarray:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from tqdm import tqdm
 
+from mois_sam2_nf.data.masks import distance_transform
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.models.mois_sam2.exemplar_bank import ExemplarBank
 from mois_sam2_nf.models.mois_sam2.model import MOISSAM2Base
@@ -113,7 +114,8 @@ def component_click_points(probability: np.ndarray, threshold: float, min_area: 
 
     Returns:
         ``(x, y)`` points in this map's pixel coordinates: the distance-transform maximum of each component (first in
-        raster order on ties), in component label order.
+        raster order on ties; the map's border is no boundary, so a component that fills the whole map has infinite
+        distances and gets the first pixel), in component label order.
     """
     labels, count = ndimage.label(probability >= threshold, structure=_EIGHT_CONNECTED)
     points: list[tuple[float, float]] = []
@@ -121,7 +123,7 @@ def component_click_points(probability: np.ndarray, threshold: float, min_area: 
         region = labels == component
         if int(region.sum()) < min_area:
             continue
-        distance = ndimage.distance_transform_edt(region)
+        distance = distance_transform(region)
         row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
         points.append((float(col), float(row)))
     return points

@@ -19,7 +19,7 @@ from mois_sam2_nf.models.guided_cnn.adapter import GuidedCNNSegmenter, Voxel
 from mois_sam2_nf.models.guided_cnn.grid import WorkingVolume
 from mois_sam2_nf.models.guided_cnn.guidance import ball_guidance
 from mois_sam2_nf.models.guided_cnn.training import read_meta
-from mois_sam2_nf.models.sw_fastedit.config import load_config
+from mois_sam2_nf.models.sw_fastedit.config import SWFastEditConfig, load_config
 from mois_sam2_nf.models.sw_fastedit.network import build_network
 
 
@@ -37,12 +37,13 @@ class SWFastEditSegmenter(GuidedCNNSegmenter):
     """
 
     name = "sw_fastedit"
+    config: SWFastEditConfig
 
     def __init__(self, config: str = "sw_fastedit", checkpoint: str | os.PathLike[str] | None = None, fold: int = 1,
                  device: str = "cpu", **_: Any) -> None:
         super().__init__(load_config(config))
         self.device = torch.device(device)
-        self.network = build_network(self.config["network"]["filters"]).to(self.device).eval()
+        self.network = build_network(self.config.network.filters).to(self.device).eval()
         if checkpoint is not None:
             path = Path(checkpoint)
             if not path.is_file():
@@ -60,7 +61,7 @@ class SWFastEditSegmenter(GuidedCNNSegmenter):
         """Sliding-window softmax foreground over image + click balls, ``(R, C, F)``."""
         guidance = ball_guidance(tuple(volume.image.shape[1:]), positives, negatives)
         inputs = torch.cat([volume.image, guidance])[None].to(self.device)
-        inference = self.config["inference"]
-        logits = sliding_window_inference(inputs, roi_size=inference["roi"], sw_batch_size=inference["sw_batch"],
-                                          predictor=self.network, overlap=inference["overlap"], mode="gaussian")
+        inference = self.config.inference
+        logits = sliding_window_inference(inputs, roi_size=inference.roi, sw_batch_size=inference.sw_batch,
+                                          predictor=self.network, overlap=inference.overlap, mode="gaussian")
         return torch.softmax(logits, dim=1)[0, 1]
