@@ -1,5 +1,6 @@
 """Click-guided CNN baselines: typed configs refuse bad keys and values; the MONAI crop pipeline loads each scan once,
-matches the inference working grid and draws crops of the configured size and foreground rate."""
+refuses unreadable files, matches the inference working grid and draws crops of the configured size and foreground
+rate."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import re
+import shutil
+
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.transforms import LoadImaged
+from monai.transforms import LoadImage
 
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.models.dins.config import DINsConfig
 from mois_sam2_nf.models.dins.config import load_config as load_dins
-from mois_sam2_nf.models.guided_cnn.config import GridConfig, shared_sections
+from mois_sam2_nf.models.guided_cnn.config import GridConfig
 from mois_sam2_nf.models.guided_cnn.crops import CropSampler, case_dataset, preprocessing
 from mois_sam2_nf.models.guided_cnn.grid import working_label, working_volume
 from mois_sam2_nf.models.guided_cnn.training import fold_cases, fold_samplers
@@ -28,7 +32,8 @@ from mois_sam2_nf.models.sw_fastedit.config import load_config as load_sw_fasted
 from mois_sam2_nf.models.sw_fastedit.train import train_sw_fastedit
 from mois_sam2_nf.models.vista3d.config import load_config as load_vista3d
 
-LOADERS: dict[str, Callable[..., Any]] = {"dins_smoke": load_dins, "sw_fastedit_smoke": load_sw_fastedit}
+LOADERS: dict[str, Callable[..., Any]] = {"dins_smoke": load_dins, "sw_fastedit_smoke": load_sw_fastedit,
+                                          "vista3d_smoke": load_vista3d}
 
 
 # --------------------------------------------------------------------------------------------------------- configs
@@ -76,13 +81,6 @@ def test_bad_yaml_files_are_refused_naming_the_key(tmp_path: Path) -> None:
         load_dins(str(tmp_path / "absent.yaml"))
 
 
-def test_untyped_configs_share_the_typed_sections() -> None:
-    grid, training = shared_sections(load_vista3d("vista3d_smoke", ["training.epochs=4"]))
-    assert isinstance(grid, GridConfig) and grid.divisor == [16, 16, 16] and training.epochs == 4
-    with pytest.raises(InputError, match="config.training: crop: expected 3 values"):
-        shared_sections(load_vista3d("vista3d_smoke", ["training.crop=[64,64]"]))
-
-
 # --------------------------------------------------------------------------------------------------------- crops
 
 
@@ -114,22 +112,36 @@ def test_a_label_on_another_grid_is_refused(tiny_cohort: Path, tmp_path: Path) -
         case_dataset([moved], config.grid, config.training)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_an_unreadable_nifti_is_refused_naming_the_file(tiny_cohort: Path, tmp_path: Path, damage: str) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_cohort, raw)
+    case = fold_cases(raw, 1, None)[0][0]
+    content = case.image.read_bytes()
+    case.image.write_bytes(content[:len(content) // 2] if damage == "truncated" else b"not a NIfTI file" * 64)
+    config = load_sw_fastedit("sw_fastedit_smoke")
+    message = rf"^{re.escape(str(case.image))}: unreadable NIfTI file \(\w+: .+\)$"
+    with pytest.raises(InputError, match=message) as refused:
+        case_dataset([case], config.grid, config.training)
+    assert len(str(refused.value).splitlines()) == 1
+
+
 def test_each_scan_is_loaded_once_and_crops_have_the_configured_shape(tiny_cohort: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[str] = []
-    load = LoadImaged.__call__
+    load = LoadImage.__call__
 
-    def counting(self: LoadImaged, data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        loaded.append(data["image"])
-        return load(self, data, *args, **kwargs)
+    def counting(self: LoadImage, filename: str, *args: Any, **kwargs: Any) -> Any:
+        loaded.append(filename)
+        return load(self, filename, *args, **kwargs)
 
-    monkeypatch.setattr(LoadImaged, "__call__", counting)
+    monkeypatch.setattr(LoadImage, "__call__", counting)
     config = load_sw_fastedit("sw_fastedit_smoke", ["training.crop=[48,40,8]"])
     train_cases, val_cases = fold_cases(tiny_cohort, 1, None)
     sampler, val_sampler = fold_samplers(train_cases, val_cases, config)(0)
     for _ in range(3):  # epochs
         crops = [sampler.sample() for _ in range(6)] + [val_sampler.sample() for _ in range(2)]
-    assert sorted(loaded) == sorted(str(case.image) for case in train_cases + val_cases)
+    assert sorted(loaded) == sorted(str(path) for case in train_cases + val_cases for path in (case.image, case.label))
     for crop in crops:
         assert crop.image.shape == crop.label.shape == (1, 48, 40, 8)
         assert crop.image.dtype == crop.label.dtype == torch.float32

@@ -1,10 +1,11 @@
-"""VISTA3D baseline: network configs, MONAI-bundle weights, point and automatic inference, adapter, training, runs."""
+"""VISTA3D baseline: typed configs, network, bundle weights, point and automatic inference, adapter, training, runs."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from baseline_helpers import evaluate_one_case, first_ts1_scan
 from mois_sam2_nf.analysis.report import build_report
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import Click, create_segmenter
-from mois_sam2_nf.models.vista3d.config import load_config
+from mois_sam2_nf.models.vista3d.config import VISTA3DConfig, load_config
 from mois_sam2_nf.models.vista3d.inference import WindowEmbeddingCache, automatic_logits, point_logits
 from mois_sam2_nf.models.vista3d.network import build_network, load_bundle_weights
 from mois_sam2_nf.models.vista3d.train import sample_points, train_vista3d
@@ -27,7 +28,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 def smoke_network(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_network(load_config("vista3d_smoke")["network"]).eval()
+    return build_network(load_config("vista3d_smoke").network).eval()
+
+
+def test_configs_load_typed_with_the_launcher_overrides() -> None:
+    config = load_config("vista3d", ["training.init_weights=model_weights/vista3d", "grid.spacing=null",
+                                     "inference.center_only=false", "training.epochs=2"])
+    assert isinstance(config, VISTA3DConfig) and config.training.init_weights == "model_weights/vista3d"
+    assert config.grid.spacing is None and config.inference.center_only is False and config.training.epochs == 2
+    assert config.network.blocks_down == [1, 2, 2, 4, 4] and config.inference.nf_class == 133
+    assert load_config("vista3d_smoke").training.init_weights is None
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["+network.depth=3"], r"network\.depth: Key 'depth' not in 'VISTA3DNetworkConfig'"),
+    (["+inference.prompt=1"], r"inference\.prompt: Key 'prompt' not in 'VISTA3DInferenceConfig'"),
+    (["inference.center_only=sometimes"], r"inference\.center_only: Value 'sometimes' is not a valid bool"),
+    (["training.max_points=three"], r"training\.max_points: Value 'three' of type 'str' could not be converted"),
+    (["inference.roi=[64,64]"], r"inference\.roi: expected 3 values"),
+])
+def test_vista3d_sections_refuse_bad_keys_and_values(overrides: list[str], message: str) -> None:
+    with pytest.raises(InputError, match=message) as refused:
+        load_config("vista3d_smoke", overrides)
+    assert len(str(refused.value).splitlines()) == 1 and "vista3d_smoke.yaml" in str(refused.value)
 
 
 def test_smoke_network_is_a_narrow_vista3d() -> None:
@@ -48,7 +71,7 @@ def test_bundle_weights_of_vista3d132_load_strictly(tmp_path: Path) -> None:
     bundle = tmp_path / "vista3d_bundle"
     (bundle / "models").mkdir(parents=True)
     torch.save(reference.state_dict(), bundle / "models" / "model.pt")  # the bundle's weights file: a bare state dict
-    network = build_network(load_config("vista3d")["network"])
+    network = build_network(load_config("vista3d").network)
     assert sum(p.numel() for p in network.parameters()) == 217_964_982
     assert load_bundle_weights(network, bundle) == bundle / "models" / "model.pt"
     loaded, saved = network.state_dict(), reference.state_dict()
@@ -62,7 +85,7 @@ def test_bundle_weights_of_vista3d132_load_strictly(tmp_path: Path) -> None:
 
 def test_point_inference_reuses_window_embeddings_exactly() -> None:
     network = smoke_network()
-    inference = load_config("vista3d_smoke")["inference"]
+    inference = load_config("vista3d_smoke").inference
     image = torch.randn(1, 1, 160, 48, 16)
     first_click, second_click = [(40, 20, 8)], [(120, 20, 8)]
     with torch.no_grad():
@@ -76,7 +99,7 @@ def test_point_inference_reuses_window_embeddings_exactly() -> None:
                              inference)
         torch.testing.assert_close(second, fresh, equal_nan=True, rtol=0, atol=0)
         assert not torch.isnan(second).any()  # never-predicted voxels went back as "no object", not NaN
-        supported = point_logits(cached, image, first_click, [], None, {**inference, "nf_class": 132})
+        supported = point_logits(cached, image, first_click, [], None, replace(inference, nf_class=132))
         assert not torch.equal(torch.nan_to_num(supported), torch.nan_to_num(first))  # 133 is zero-shot, 132 is not
         automatic = automatic_logits(network, image, inference)
     assert automatic.shape == image.shape and not torch.isnan(automatic).any()
@@ -139,7 +162,7 @@ def test_smoke_training_resumes_and_evaluates_in_three_modes(tiny_cohort: Path, 
     assert weights.name == "model.pt" and weights.parent.name == "fold_1"
     meta = json.loads((weights.parent / "meta.json").read_text())
     assert meta["model"] == "vista3d" and meta["fold"] == 1 and meta["nf_class"] == 133
-    assert meta["config"]["network"] == config["network"] and meta["init_weights"] is None
+    assert meta["config"] == json.loads(json.dumps(asdict(config))) and meta["init_weights"] is None
     log = weights.parent / "logs" / "train_log.csv"
     first_epoch = log.read_text().splitlines()
     assert len(first_epoch) == 2

@@ -9,20 +9,16 @@ vector of the wrong length is refused with one :class:`~mois_sam2_nf.errors.Inpu
 
 The sections shared by every baseline are defined here (:class:`GridConfig`, :class:`InferenceConfig`,
 :class:`TrainingConfig`, composed in :class:`GuidedCNNConfig`); a model subclasses them with its own fields
-(``models/dins/config.py``, ``models/sw_fastedit/config.py``). Axis order of every vector is the working grid's
-``(rows, cols, frames)`` = (S->I, R->L, P->A).
-
-Configs without a schema yet (VISTA3D) are composed the same way and returned as plain dicts (:func:`load_config`
-without ``schema``); the shared training code reads their ``grid`` and ``training`` sections through the schemas
-here (:func:`shared_sections`).
+(``models/dins/config.py``, ``models/sw_fastedit/config.py``, ``models/vista3d/config.py``). Axis order of every
+vector is the working grid's ``(rows, cols, frames)`` = (S->I, R->L, P->A).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
@@ -149,48 +145,12 @@ def _compose(config_dir: Path, name: str, overrides: Sequence[str]) -> tuple[dic
     return resolved, path  # type: ignore[return-value]
 
 
-@overload
-def load_config(config_dir: Path, name: str, overrides: Sequence[str] = ..., schema: None = ...) -> dict[str, Any]:
-    ...
-
-
-@overload
 def load_config(config_dir: Path, name: str, overrides: Sequence[str], schema: type[ConfigT]) -> ConfigT:
-    ...
-
-
-def load_config(config_dir: Path, name: str, overrides: Sequence[str] = (),
-                schema: type[ConfigT] | None = None) -> ConfigT | dict[str, Any]:
-    """Compose ``name`` (a config of ``config_dir`` or a YAML path) with Hydra ``overrides``.
-
-    With ``schema`` (a :class:`GuidedCNNConfig` subclass) the result is validated into an instance of it; without, it
-    is a plain dict that must have the sections ``network``, ``grid``, ``inference`` and ``training``.
+    """Compose ``name`` (a config of ``config_dir`` or a YAML path) with Hydra ``overrides``, validated into an
+    instance of ``schema`` (a :class:`GuidedCNNConfig` subclass).
 
     Raises:
-        InputError: config not found, bad override, or (with ``schema``) a key or value the schema refuses.
+        InputError: config not found, bad override, or a key or value the schema refuses.
     """
     resolved, path = _compose(config_dir, name, overrides)
-    if schema is not None:
-        return validated(schema, resolved, str(path))
-    missing = {"network", "grid", "inference", "training"} - set(resolved)
-    if missing:
-        raise InputError(f"{path}: missing section(s) {sorted(missing)}")
-    return resolved
-
-
-def shared_sections(config: GuidedCNNConfig | Mapping[str, Any]) -> tuple[GridConfig, TrainingConfig]:
-    """The ``grid`` and ``training`` sections the shared training code reads.
-
-    A plain-dict config (a model without a schema yet) is validated against :class:`GridConfig` and
-    :class:`TrainingConfig`; its model-specific training keys are left out.
-    """
-    if isinstance(config, GuidedCNNConfig):
-        return config.grid, config.training
-    shared = {item.name for item in fields(TrainingConfig)}
-    training = {key: value for key, value in config["training"].items() if key in shared}
-    return validated(GridConfig, config["grid"], "config.grid"), validated(TrainingConfig, training, "config.training")
-
-
-def as_dict(config: GuidedCNNConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """Plain nested dict of a config (what ``meta.json`` records)."""
-    return asdict(config) if isinstance(config, GuidedCNNConfig) else dict(config)
+    return validated(schema, resolved, str(path))

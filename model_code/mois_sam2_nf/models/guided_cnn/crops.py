@@ -3,11 +3,11 @@
 Each scan of the fold is loaded and placed on the working grid once (:func:`preprocessing`, cached by
 ``monai.data.CacheDataset``):
 
-``LoadImaged`` (nibabel) -> ``EnsureChannelFirstd`` -> same-grid check of image and label -> ``Orientationd`` to the
-canonical view (rows S->I, cols R->L, frames P->A) -> ``Spacingd`` to ``grid.spacing`` when set (bilinear with border
-padding for the image, nearest with zero padding for the label) -> label ``> 0`` as ``uint8`` ->
-``NormalizeIntensityd(nonzero=True)`` -> ``DivisiblePadd(grid.divisor, method="end")`` -> ``SpatialPadd(crop)``
-(symmetric, for scans smaller than a crop).
+:class:`LoadNiftid` (MONAI ``LoadImage``, nibabel) -> ``EnsureChannelFirstd`` -> same-grid check of image and label
+-> ``Orientationd`` to the canonical view (rows S->I, cols R->L, frames P->A) -> ``Spacingd`` to ``grid.spacing`` when
+set (bilinear with border padding for the image, nearest with zero padding for the label) -> label ``> 0`` as
+``uint8`` -> ``NormalizeIntensityd(nonzero=True)`` -> ``DivisiblePadd(grid.divisor, method="end")`` ->
+``SpatialPadd(crop)`` (symmetric, for scans smaller than a crop).
 
 The image and label this gives are the ones :func:`~mois_sam2_nf.models.guided_cnn.grid.working_volume` and
 :func:`~mois_sam2_nf.models.guided_cnn.grid.working_label` give the adapters at inference (same MONAI resampling and
@@ -23,7 +23,8 @@ training and ``seed + 1`` for validation crops, reseeding on resume.
 
 Changed: scans are read once per run instead of once per crop (memory: one float32 image and one uint8 label per
 cached scan, see ``training.cache_rate``); files are read by MONAI's nibabel reader, so the checks are those of
-:func:`_check_pair` (same shape and affine, finite image) rather than of :func:`mois_sam2_nf.data.io.load_nifti`;
+:class:`LoadNiftid` (a readable file) and :func:`_check_pair` (same shape and affine, finite image) rather than of
+:func:`mois_sam2_nf.data.io.load_nifti`;
 crop centres and flips come from the MONAI transforms' own random states (seeded from the sampler's seed), so a seed
 draws other crops than before (same distribution).
 """
@@ -37,14 +38,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data import CacheDataset
+from monai.data import CacheDataset, NibabelReader
 from monai.transforms import (
     Compose,
     DivisiblePadd,
     EnsureChannelFirstd,
     Lambda,
     Lambdad,
-    LoadImaged,
+    LoadImage,
+    MapTransform,
     NormalizeIntensityd,
     Orientationd,
     RandCropByPosNegLabeld,
@@ -87,6 +89,29 @@ def _check_pair(data: Mapping[Hashable, Any]) -> Mapping[Hashable, Any]:
     return data
 
 
+class LoadNiftid(MapTransform):
+    """Read the ``image`` and ``label`` files into ``MetaTensor`` arrays (MONAI ``LoadImage`` with its nibabel reader).
+
+    A file that cannot be read (missing, not NIfTI, truncated, corrupt) is refused with one :class:`InputError` line
+    ``<file>: unreadable NIfTI file (<error type>: <nibabel's message>)``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(KEYS)
+        self.reader = NibabelReader()
+        self.loader = LoadImage(reader=self.reader, image_only=True)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        loaded = dict(data)
+        for key in self.key_iterator(loaded):
+            try:
+                loaded[key] = self.loader(loaded[key], reader=self.reader)
+            except Exception as err:  # nibabel raises several types (ImageFileError, EOFError, OSError, zlib.error)
+                problem = f"{type(err).__name__}: {err}".splitlines()[0]
+                raise InputError(f"{loaded[key]}: unreadable NIfTI file ({problem})") from None
+        return loaded
+
+
 @contextmanager
 def _input_errors() -> Iterator[None]:
     """Re-raise an :class:`InputError` that MONAI wrapped in ``RuntimeError("applying transform ...")``."""
@@ -111,7 +136,7 @@ def preprocessing(grid: GridConfig, crop: Sequence[int]) -> Compose:
     ``R, C, F`` are the working shape padded to multiples of ``grid.divisor`` and to at least ``crop``.
     """
     steps: list[Any] = [
-        LoadImaged(keys=KEYS, reader="NibabelReader", image_only=True),
+        LoadNiftid(),
         EnsureChannelFirstd(keys=KEYS, channel_dim="no_channel"),
         Lambda(func=_check_pair),
         Orientationd(keys=KEYS, axcodes="".join(CANONICAL_CODES), labels=None),

@@ -17,7 +17,8 @@ import csv
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from mois_sam2_nf.data.layout import TRAIN_SET, CaseFiles, select_sets
 from mois_sam2_nf.data.splits import default_folds, read_fold
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.provenance import git_state
-from mois_sam2_nf.models.guided_cnn.config import GuidedCNNConfig, as_dict, shared_sections
+from mois_sam2_nf.models.guided_cnn.config import GuidedCNNConfig
 from mois_sam2_nf.models.guided_cnn.crops import CropSampler, Sample, case_dataset
 
 META_FILE = "meta.json"
@@ -57,7 +58,7 @@ def fold_cases(raw_root: str | os.PathLike[str], fold: int,
 
 
 def fold_samplers(train_cases: list[CaseFiles], val_cases: list[CaseFiles],
-                  config: GuidedCNNConfig | Mapping[str, Any]) -> Callable[[int], tuple[CropSampler, CropSampler]]:
+                  config: GuidedCNNConfig) -> Callable[[int], tuple[CropSampler, CropSampler]]:
     """``make_samplers`` for :func:`train_loop`: crops of the training and of the validation cases (the training
     cases when the fold has no validation cases), configured by the ``grid`` and ``training`` sections.
 
@@ -65,7 +66,7 @@ def fold_samplers(train_cases: list[CaseFiles], val_cases: list[CaseFiles],
     both samplers when the fold has no validation cases) and returns samplers seeded with ``seed`` (training) and
     ``seed + 1`` (validation).
     """
-    grid, training = shared_sections(config)
+    grid, training = config.grid, config.training
 
     def make(seed: int) -> tuple[CropSampler, CropSampler]:
         train_data = case_dataset(train_cases, grid, training)
@@ -83,7 +84,7 @@ def _save_atomic(obj: Any, path: Path) -> None:
 def train_loop(
     *,
     raw_root: str | os.PathLike[str],
-    config: GuidedCNNConfig | Mapping[str, Any],
+    config: GuidedCNNConfig,
     fold: int,
     splits_dir: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
@@ -100,7 +101,7 @@ def train_loop(
     ``seed``) from its ``training`` section. ``scheduler`` is stepped once per epoch: with the mean validation loss when
     it is a ``ReduceLROnPlateau``, without arguments otherwise.
     """
-    training = shared_sections(config)[1]
+    training = config.training
     seed, epochs = training.seed, training.epochs
     fold_dir = Path(out_dir) / f"fold_{fold}"
     make_samplers = fold_samplers(*fold_cases(raw_root, fold, splits_dir), config)
@@ -163,13 +164,13 @@ def write_fold_outputs(fold_dir: Path, model: torch.nn.Module, meta: dict[str, A
     return checkpoint
 
 
-def read_meta(checkpoint: Path, config: GuidedCNNConfig | Mapping[str, Any], fold: int) -> dict[str, Any]:
+def read_meta(checkpoint: Path, config: GuidedCNNConfig, fold: int) -> dict[str, Any]:
     """``meta.json`` beside ``checkpoint``; :class:`InputError` if missing or contradicting ``config`` or ``fold``.
 
     The ``network`` and ``grid`` sections of the training config must equal those of the inference config.
     """
     path = checkpoint.parent / META_FILE
-    expected = as_dict(config)
+    expected = asdict(config)
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -68,7 +68,7 @@ class VISTA3DSegmenter(ClickHistorySegmenter):
         super().__init__()
         self.config = load_config(config)
         self.device = torch.device(device)
-        network = build_network(self.config["network"])
+        network = build_network(self.config.network)
         if checkpoint is not None and bundle_weights is not None:
             raise InputError("model 'vista3d': give either checkpoint or bundle_weights, not both")
         if checkpoint is not None:
@@ -84,7 +84,7 @@ class VISTA3DSegmenter(ClickHistorySegmenter):
         elif bundle_weights is not None:
             load_bundle_weights(network, bundle_weights)
         self.network = network.to(self.device).eval()
-        self.predictor = WindowEmbeddingCache(self.network, int(self.config["inference"]["embedding_cache"]))
+        self.predictor = WindowEmbeddingCache(self.network, self.config.inference.embedding_cache)
         self.volume: WorkingVolume | None = None
         self.image: torch.Tensor | None = None
         self.interaction_ends: dict[int, list[int]] = {}
@@ -94,8 +94,8 @@ class VISTA3DSegmenter(ClickHistorySegmenter):
     def start_scan(self, scan: Scan) -> None:
         """Put the scan on the working grid; the embedding cache, histories and masks start empty."""
         self.end_scan()
-        grid = self.config["grid"]
-        self.volume = working_volume(scan.image, scan.view, grid["spacing"], grid["divisor"])
+        grid = self.config.grid
+        self.volume = working_volume(scan.image, scan.view, grid.spacing, grid.divisor)
         self.image = F.pad(self.volume.image, (LEAD, 0) * 3)[None].to(self.device)
         self.scan = scan
 
@@ -127,7 +127,7 @@ class VISTA3DSegmenter(ClickHistorySegmenter):
         positives = [self._voxel(c) for c in clicks if c.positive]
         negatives = [self._voxel(c) for c in clicks if not c.positive]
         with torch.no_grad():
-            return point_logits(self.predictor, self.image, positives, negatives, previous, self.config["inference"])
+            return point_logits(self.predictor, self.image, positives, negatives, previous, self.config.inference)
 
     def _voxel(self, click: Click) -> tuple[int, int, int]:
         """Original ``(i, j, k)`` -> voxel of the network input (working voxel + :data:`LEAD`)."""
@@ -152,7 +152,7 @@ class VISTA3DSegmenter(ClickHistorySegmenter):
             raise RuntimeError("start_scan() must be called before automatic()")
         if self.auto_mask is None:
             with torch.no_grad():
-                logits = automatic_logits(self.network, self.image, self.config["inference"])
+                logits = automatic_logits(self.network, self.image, self.config.inference)
             self.auto_mask = self._to_original(logits)
         return self.auto_mask
 

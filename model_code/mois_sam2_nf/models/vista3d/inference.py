@@ -29,6 +29,8 @@ from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from monai.networks.nets.vista3d import VISTA3D
 
+from mois_sam2_nf.models.vista3d.config import VISTA3DInferenceConfig
+
 Voxel = tuple[int, int, int]
 
 
@@ -81,7 +83,8 @@ class WindowEmbeddingCache:
 
 
 def point_logits(predictor: WindowEmbeddingCache, image: torch.Tensor, positives: Sequence[Voxel],
-                 negatives: Sequence[Voxel], previous: torch.Tensor | None, inference: dict[str, Any]) -> torch.Tensor:
+                 negatives: Sequence[Voxel], previous: torch.Tensor | None,
+                 inference: VISTA3DInferenceConfig) -> torch.Tensor:
     """Point-branch logits for one object from all its clicks.
 
     Args:
@@ -101,20 +104,20 @@ def point_logits(predictor: WindowEmbeddingCache, image: torch.Tensor, positives
     voxels = [*positives, *negatives]
     coords = torch.tensor([voxels], dtype=torch.float32, device=device)
     labels = torch.tensor([[1] * len(positives) + [0] * len(negatives)], dtype=torch.long, device=device)
-    prompt_class = torch.tensor([[int(inference["nf_class"])]], dtype=torch.long, device=device)
-    logits = point_based_window_inferer(image, roi_size=list(inference["roi"]), predictor=predictor,
+    prompt_class = torch.tensor([[inference.nf_class]], dtype=torch.long, device=device)
+    logits = point_based_window_inferer(image, roi_size=inference.roi, predictor=predictor,
                                         point_coords=coords, point_labels=labels, class_vector=None,
                                         prompt_class=prompt_class, prev_mask=previous,
-                                        center_only=bool(inference["center_only"]), margin=int(inference["margin"]),
+                                        center_only=inference.center_only, margin=inference.margin,
                                         transpose=True)
     return _plain(logits)
 
 
-def automatic_logits(network: VISTA3D, image: torch.Tensor, inference: dict[str, Any]) -> torch.Tensor:
-    """Class-head logits of NF (``inference["nf_class"]``) over ``image`` ``(1, 1, R, C, F)``; same shape, CPU."""
-    class_vector = torch.tensor([[int(inference["nf_class"])]], dtype=torch.long, device=image.device)
-    logits = sliding_window_inference(image, roi_size=list(inference["roi"]), sw_batch_size=int(inference["sw_batch"]),
-                                      predictor=network, overlap=float(inference["overlap"]), mode="gaussian",
+def automatic_logits(network: VISTA3D, image: torch.Tensor, inference: VISTA3DInferenceConfig) -> torch.Tensor:
+    """Class-head logits of NF (``inference.nf_class``) over ``image`` ``(1, 1, R, C, F)``; same shape, CPU."""
+    class_vector = torch.tensor([[inference.nf_class]], dtype=torch.long, device=image.device)
+    logits = sliding_window_inference(image, roi_size=inference.roi, sw_batch_size=inference.sw_batch,
+                                      predictor=network, overlap=inference.overlap, mode="gaussian",
                                       class_vector=class_vector, transpose=True)
     return _plain(logits)
 

@@ -13,27 +13,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from monai.networks.nets import SegResNetDS2
 from monai.networks.nets.vista3d import VISTA3D, ClassMappingClassify, PointMappingSAM
 
 from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.models.vista3d.config import VISTA3DNetworkConfig
 
 #: where a MONAI bundle keeps its weights, relative to the bundle folder
 BUNDLE_WEIGHTS = Path("models") / "model.pt"
 
 
-def build_network(network: dict[str, Any]) -> VISTA3D:
-    """VISTA3D from a config's ``network`` section (``init_filters``, ``blocks_down``, ``feature_size``,
-    ``n_classes``, ``last_supported``); single-channel input, instance norm, one output scale."""
-    feature_size = int(network["feature_size"])
-    encoder = SegResNetDS2(in_channels=1, blocks_down=tuple(network["blocks_down"]), norm="instance",
-                           out_channels=feature_size, init_filters=int(network["init_filters"]), dsdepth=1)
-    point_head = PointMappingSAM(feature_size=feature_size, n_classes=int(network["n_classes"]),
-                                 last_supported=int(network["last_supported"]))
-    class_head = ClassMappingClassify(n_classes=int(network["n_classes"]), feature_size=feature_size, use_mlp=True)
+def build_network(network: VISTA3DNetworkConfig) -> VISTA3D:
+    """VISTA3D from a config's ``network`` section; single-channel input, instance norm, one output scale."""
+    encoder = SegResNetDS2(in_channels=1, blocks_down=tuple(network.blocks_down), norm="instance",
+                           out_channels=network.feature_size, init_filters=network.init_filters, dsdepth=1)
+    point_head = PointMappingSAM(feature_size=network.feature_size, n_classes=network.n_classes,
+                                 last_supported=network.last_supported)
+    class_head = ClassMappingClassify(n_classes=network.n_classes, feature_size=network.feature_size, use_mlp=True)
     return VISTA3D(image_encoder=encoder, class_head=class_head, point_head=point_head)
 
 

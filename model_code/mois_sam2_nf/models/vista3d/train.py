@@ -1,7 +1,7 @@
 """VISTA3D fine-tuning of the point and automatic branches, NF as class 133.
 
 Each iteration takes a crop of a training scan of the fold
-(:class:`~mois_sam2_nf.models.guided_cnn.training.CropSampler`, ``pos_fraction`` of them centred on lesion voxels,
+(:class:`~mois_sam2_nf.models.guided_cnn.crops.CropSampler`, ``pos_fraction`` of them centred on lesion voxels,
 random flips) and takes one AdamW step on the sum of two
 ``DiceCELoss(sigmoid=True)`` terms against the binary lesion mask of the crop:
 
@@ -19,8 +19,8 @@ weights (loaded strictly, so only with the full-scale network). Outputs and resu
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from monai.losses import DiceCELoss
 from monai.optimizers import WarmupCosineSchedule
 
 from mois_sam2_nf.models.guided_cnn.training import Sample, train_loop, write_fold_outputs
+from mois_sam2_nf.models.vista3d.config import VISTA3DConfig, VISTA3DTrainingConfig
 from mois_sam2_nf.models.vista3d.network import build_network, load_bundle_weights
 
 #: weights file of a fold folder
@@ -50,36 +51,34 @@ def sample_points(label: np.ndarray, max_points: int, rng: np.random.Generator) 
     return coords, labels
 
 
-def branch_losses(model: torch.nn.Module, sample: Sample, rng: np.random.Generator, training: dict[str, Any],
+def branch_losses(model: torch.nn.Module, sample: Sample, rng: np.random.Generator, training: VISTA3DTrainingConfig,
                   nf_class: int, device: torch.device) -> torch.Tensor:
     """Automatic-branch plus point-branch DiceCE loss of one crop (scalar tensor with gradients if enabled)."""
     loss_fn = DiceCELoss(sigmoid=True)
     image, label = sample.image[None].to(device), sample.label[None].to(device)
     class_index = torch.tensor([[nf_class]], dtype=torch.long, device=device)
     auto = model(image, class_vector=class_index)
-    coords, labels = sample_points(sample.label[0].numpy() > 0.5, int(training["max_points"]), rng)
+    coords, labels = sample_points(sample.label[0].numpy() > 0.5, training.max_points, rng)
     point = model(image, point_coords=torch.as_tensor(coords[None], dtype=torch.float32, device=device),
                   point_labels=torch.as_tensor(labels[None], device=device), prompt_class=class_index)
     return loss_fn(auto, label) + loss_fn(point, label)
 
 
-def train_vista3d(raw_root: str | os.PathLike[str], config: dict[str, Any], *, out_dir: str | os.PathLike[str],
+def train_vista3d(raw_root: str | os.PathLike[str], config: VISTA3DConfig, *, out_dir: str | os.PathLike[str],
                   fold: int = 1, splits_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
                   config_name: str = "vista3d") -> Path:
     """Train one fold (resuming from ``checkpoints/last.pt``); returns the exported ``model.pt``."""
-    training = config["training"]
-    nf_class = int(config["inference"]["nf_class"])
-    torch.manual_seed(int(training["seed"]))
+    training = config.training
+    nf_class = config.inference.nf_class
+    torch.manual_seed(training.seed)
     torch_device = torch.device(device)
-    model = build_network(config["network"])
-    init_weights = training.get("init_weights")
+    model = build_network(config.network)
+    init_weights = training.init_weights
     if init_weights:
         init_weights = str(load_bundle_weights(model, init_weights))
     model = model.to(torch_device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(training["lr"]),
-                                  weight_decay=float(training["weight_decay"]))
-    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=int(training["warmup_epochs"]),
-                                     t_total=int(training["epochs"]))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=training.warmup_epochs, t_total=training.epochs)
 
     def train_step(sample: Sample, rng: np.random.Generator) -> float:
         loss = branch_losses(model, sample, rng, training, nf_class, torch_device)
@@ -94,7 +93,8 @@ def train_vista3d(raw_root: str | os.PathLike[str], config: dict[str, Any], *, o
     fold_dir = train_loop(raw_root=raw_root, config=config, fold=fold, splits_dir=splits_dir, out_dir=out_dir,
                           model=model, optimizer=optimizer, scheduler=scheduler, train_step=train_step,
                           val_loss=val_loss, desc=f"VISTA3D fold {fold}")
-    return write_fold_outputs(fold_dir, model, {"model": "vista3d", "config_name": config_name, "config": config,
-                                                "fold": fold, "spacing": config["grid"]["spacing"],
-                                                "nf_class": nf_class, "init_weights": init_weights,
-                                                "seed": int(training["seed"])}, file_name=WEIGHTS_FILE)
+    return write_fold_outputs(fold_dir, model, {"model": "vista3d", "config_name": config_name,
+                                                "config": asdict(config), "fold": fold,
+                                                "spacing": config.grid.spacing, "nf_class": nf_class,
+                                                "init_weights": init_weights, "seed": training.seed},
+                              file_name=WEIGHTS_FILE)
