@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 help:
 	@echo "make demo   set up .venv, build the demo cohort, evaluate MOIS-SAM2, SAM2 and region growing, write the report"
 	@echo "make test   set up .venv and run the test suite"
-	@echo "make lint   set up .venv and run ruff (pycodestyle + pyflakes) on the code, tests and benchmarks"
+	@echo "make lint   set up .venv, run ruff (pycodestyle + pyflakes) on the code, tests and benchmarks, mypy on the package"
 	@echo "make bench  run the performance benchmarks (each prints one JSON line)"
 
 venv: $(STAMP)
@@ -40,6 +40,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check model_code tests benchmarks monai_label_app
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -16,7 +16,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from mois_sam2_nf.data.view import ScanView
+from mois_sam2_nf.data.view import ScanView, triple
 from mois_sam2_nf.errors import InputError
 
 
@@ -49,7 +49,7 @@ class Scan:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.image.shape)
+        return triple(self.image.shape)
 
     def check_click(self, click: Click) -> None:
         """Raise :class:`InputError` if ``click`` lies outside the volume."""

@@ -221,7 +221,7 @@ def select_overlay_cases(cases: pd.DataFrame, per_test_set: int = 1, mode: str |
         return pd.DataFrame(columns=["mode", "test_set", "case_id", "fold"])
     chosen_mode = mode if mode is not None else (DEFAULT_OVERLAY_MODE if DEFAULT_OVERLAY_MODE in modes else modes[0])
     rows = cases[cases["mode"] == chosen_mode].assign(dice=lambda f: pd.to_numeric(f["scan_dice"], errors="coerce"))
-    picked = []
+    picked: list[tuple[object, ...]] = []
     for test_set in _sorted(rows["test_set"]):
         in_set = rows[rows["test_set"] == test_set]
         fold = _sorted(in_set["fold"])[0]

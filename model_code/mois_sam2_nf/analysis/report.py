@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -245,7 +246,7 @@ def build_report(
     results_dir: str | os.PathLike[str],
     data_root: str | os.PathLike[str] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
-    **options: object,
+    **options: Any,
 ) -> Path:
     """Read ``results_dir``, analyse it (``options`` go to :func:`analyse`) and write the report.
 

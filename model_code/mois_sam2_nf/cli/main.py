@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 from mois_sam2_nf.errors import InputError
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+def _command_parser(name: str) -> tuple[argparse.ArgumentParser, ModuleType]:
     module_name, help_text = SUBCOMMANDS[name]
     module = importlib.import_module(f"mois_sam2_nf.cli.{module_name}")
     parser = argparse.ArgumentParser(prog=f"mois-sam2-nf {name}", description=getattr(module, "HELP", help_text))

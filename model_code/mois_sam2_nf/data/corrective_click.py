@@ -13,7 +13,7 @@ import cc3d
 import numpy as np
 
 from mois_sam2_nf.data.masks import bounding_box, distance_transform, foreground
-from mois_sam2_nf.data.view import ScanView
+from mois_sam2_nf.data.view import ScanView, triple
 
 
 def _canonical_coords(flat: np.ndarray, view: ScanView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,7 +49,7 @@ def center_click(target: np.ndarray, prediction: np.ndarray, view: ScanView,
     if box is None:
         return None
     crop = np.ascontiguousarray(error[box])
-    crop_view = replace(view, original_shape=crop.shape)
+    crop_view = replace(view, original_shape=triple(crop.shape))
     fg = foreground(crop)
     ids = cc3d.connected_components(crop, connectivity=26).reshape(-1)[fg]
     counts = np.bincount(ids)
@@ -64,9 +64,9 @@ def center_click(target: np.ndarray, prediction: np.ndarray, view: ScanView,
     inner = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
     component = np.zeros(tuple(i.stop - i.start for i in inner), dtype=bool)
     component[tuple(c - i.start for c, i in zip(coords, inner))] = True
-    component_view = replace(view, original_shape=component.shape)
+    component_view = replace(view, original_shape=triple(component.shape))
     anisotropy = view.spacing if use_spacing else None
     distance = distance_transform(component_view.to_canonical(component), anisotropy=anisotropy, black_border=True)
     local = component_view.canonical_to_ijk(np.unravel_index(int(np.argmax(distance)), distance.shape))
-    ijk = tuple(int(b.start + i.start + x) for b, i, x in zip(box, inner, local))
+    ijk = triple(int(b.start + i.start + x) for b, i, x in zip(box, inner, local))
     return ijk, bool(target[ijk])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import cc3d
 import numpy as np
 
+#: the connectivities cc3d labels with: 6, 18 or 26 in 3-D, 4 or 8 in 2-D
+Connectivity = Literal[4, 6, 8, 18, 26]
 
-def size_ordered_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, np.ndarray]:
+
+def size_ordered_components(mask: np.ndarray, connectivity: Connectivity = 26) -> tuple[np.ndarray, np.ndarray]:
     """Label the connected components of ``mask != 0`` and renumber them by decreasing voxel count.
 
     Ties are broken by the first voxel of each component in C raster order of the given array (pass the canonical

@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from mois_sam2_nf.atomic import atomic_path
-from mois_sam2_nf.data.view import voxel_spacing
+from mois_sam2_nf.data.view import triple, voxel_spacing
 from mois_sam2_nf.errors import InputError
 
 #: largest allowed difference between image and label affines (mm)
@@ -69,7 +69,16 @@ def _squeezed_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
         shape = shape[:-1]
     if len(shape) != 3:
         raise InputError(f"{path}: expected a 3-D volume, got shape {tuple(shape)}")
-    return shape  # type: ignore[return-value]
+    return triple(shape)
+
+
+def _load_header(path: Path) -> nib.Nifti1Pair:
+    """``nib.load`` (lazy: the voxels stay on disk) narrowed to the NIfTI-1/2 images (single file or pair);
+    TypeError for another format nibabel can read (MGH, Analyze, ...)."""
+    img = nib.load(str(path))
+    if not isinstance(img, nib.Nifti1Pair):  # Nifti1Image, Nifti2Image and the .hdr/.img pairs derive from it
+        raise TypeError(f"{type(img).__name__} is not a NIfTI image")
+    return img
 
 
 def _check_scalar_dtype(path: Path, dtype: np.dtype) -> None:
@@ -89,7 +98,7 @@ def nifti_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        img = nib.load(str(path))
+        img = _load_header(path)
         dtype = np.dtype(img.get_data_dtype())
     except Exception as err:  # nibabel raises many types for corrupt files
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -107,7 +116,7 @@ def load_nifti(path: str | os.PathLike[str]) -> Volume:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        img = nib.load(str(path))
+        img = _load_header(path)
         _check_scalar_dtype(path, np.dtype(img.get_data_dtype()))
         array = np.asanyarray(img.dataobj)
     except InputError:

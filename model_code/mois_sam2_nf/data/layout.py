@@ -21,6 +21,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -49,7 +50,10 @@ def label_dir_name(set_name: str) -> str:
 
 def _set_sort_key(set_name: str) -> tuple[int, int]:
     """``imagesTr`` first, then ``imagesTs``, then ``imagesTs_<k>`` by numeric ``k``."""
-    suffix = _SET_NAME.match(set_name).group(2)
+    match = _SET_NAME.match(set_name)
+    if match is None:
+        raise ValueError(f"not a scan-set folder name: {set_name!r}")
+    suffix = match.group(2)
     if set_name == TRAIN_SET:
         return (0, 0)
     return (1, 0) if suffix is None else (2, int(suffix[1:]))
@@ -63,6 +67,12 @@ class CaseFiles:
     case_id: str
     image: Path
     label: Path | None
+
+    def require_label(self) -> Path:
+        """The label file; :class:`InputError` for a case without one (callers that need labels check first)."""
+        if self.label is None:
+            raise InputError(f"{self.image}: label file missing")
+        return self.label
 
 
 @dataclass(frozen=True)
@@ -279,8 +289,8 @@ def check_raw_layout(
         problems += [f"{case.image}: label file missing in {scan_set.labels_dir}" for case in scan_set.cases
                      if case.label is None]
         problems += [f"{path}: label has no image in {scan_set.images_dir}" for path in scan_set.orphan_labels]
-    stray = sorted(p for p in root.iterdir() if p.is_dir() and _LABEL_NAME.match(p.name)
-                   and not (root / f"images{_LABEL_NAME.match(p.name).group(1)}").is_dir())
+    stray = sorted(p for p in root.iterdir() if p.is_dir() and (label_match := _LABEL_NAME.match(p.name))
+                   and not (root / f"images{label_match.group(1)}").is_dir())
     problems += [f"{path}: label folder has no matching images folder" for path in stray]
     problems += _patient_problems(root, all_sets, selected, patient_regex)
     if read_voxels:
@@ -291,7 +301,7 @@ def check_raw_layout(
     return problems
 
 
-def require_valid_layout(root: str | os.PathLike[str], **kwargs: object) -> None:
+def require_valid_layout(root: str | os.PathLike[str], **kwargs: Any) -> None:
     """Raise one :class:`InputError` (the first problem, plus how many more) if :func:`check_raw_layout` finds any."""
     problems = check_raw_layout(root, **kwargs)
     if problems:

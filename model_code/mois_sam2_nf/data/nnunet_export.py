@@ -72,7 +72,7 @@ def _copy_image(source: Path, target: Path) -> None:
 
 def _write_binary_label(case: CaseFiles, target: Path) -> None:
     image = load_nifti(case.image)
-    label = load_label(case.label, image=image)
+    label = load_label(case.require_label(), image=image)
     save_nifti(target, (label.array > 0).astype(np.uint8), image.affine, like=image.header)
 
 

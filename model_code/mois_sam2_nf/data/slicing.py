@@ -31,7 +31,7 @@ from mois_sam2_nf.data.instances import keep_largest, size_ordered_components
 from mois_sam2_nf.data.intensity import percentile_bounds, percentile_scale
 from mois_sam2_nf.data.io import load_label, load_nifti
 from mois_sam2_nf.data.layout import CaseFiles, label_dir_name, require_valid_layout, select_sets
-from mois_sam2_nf.data.view import CANONICAL_CODES, ScanView
+from mois_sam2_nf.data.view import CANONICAL_CODES, ScanView, triple
 from mois_sam2_nf.errors import InputError
 
 LOG = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def read_frame_jpg(path: str | os.PathLike[str]) -> np.ndarray:
 def view_from_meta(meta: dict) -> ScanView:
     """The :class:`ScanView` recorded in a ``meta.json`` (maps canonical frames back to the original grid)."""
     return ScanView(
-        tuple(int(s) for s in meta["original_shape"]),
+        triple(int(s) for s in meta["original_shape"]),
         np.asarray(meta["affine"], dtype=np.float64),
         np.asarray(meta["orientation_transform"], dtype=np.float64),
     )
@@ -151,7 +151,8 @@ def _clear_stale(final: Path) -> None:
 def slice_case(case: CaseFiles, out_root: str | os.PathLike[str], quality: int = DEFAULT_JPEG_QUALITY) -> dict:
     """Slice one validated case into its two folders under ``out_root``; returns the written ``meta.json`` dict."""
     image = load_nifti(case.image)
-    label = load_label(case.label, image=image)
+    label_path = case.require_label()
+    label = load_label(label_path, image=image)
     view = ScanView.from_affine(image.affine, image.array.shape)
     lo, hi = percentile_bounds(image.array)
     frames = to_uint8(percentile_scale(view.to_canonical(image.array), (lo, hi)))
@@ -164,7 +165,7 @@ def slice_case(case: CaseFiles, out_root: str | os.PathLike[str], quality: int =
         "case_id": case.case_id,
         "set": case.set_name,
         "image_file": case.image.name,
-        "label_file": case.label.name,
+        "label_file": label_path.name,
         "original_shape": list(view.original_shape),
         "affine": view.affine.tolist(),
         "axcodes": list(view.axcodes),

@@ -18,18 +18,29 @@ and voxel indices map exactly in both directions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import SupportsIndex, TypeVar
 
 import nibabel.orientations as nio
 import numpy as np
 
 CANONICAL_CODES: tuple[str, str, str] = ("I", "L", "A")
 
+_T = TypeVar("_T")
+
+
+def triple(values: Iterable[_T]) -> tuple[_T, _T, _T]:
+    """The items of ``values`` (exactly three, else ValueError) as a 3-tuple: the typed form of ``tuple(values)``
+    for the package's ``(i, j, k)`` / ``(row, col, frame)`` / ``(z, x, y)`` indices, shapes and spacings."""
+    first, second, third = values
+    return first, second, third
+
 
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
     """Voxel size in mm along the array axes ``(i, j, k)``: the norms of the first three columns of the ``(4, 4)``
     voxel -> world ``affine`` (the one source of voxel spacing; the header zooms may disagree with the affine)."""
-    return tuple(float(z) for z in np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0)))
+    return triple(float(z) for z in np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0)))
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class ScanView:
         affine = np.asarray(affine, dtype=np.float64)
         start = nio.io_orientation(affine)
         transform = nio.ornt_transform(start, nio.axcodes2ornt(CANONICAL_CODES))
-        return cls(tuple(int(s) for s in shape), affine, transform)
+        return cls(triple(int(s) for s in shape), affine, transform)
 
     @classmethod
     def of_canonical(cls, shape: tuple[int, ...]) -> ScanView:
@@ -78,7 +89,7 @@ class ScanView:
         shape = [0, 0, 0]
         for axis, (new_axis, _) in enumerate(self.transform):
             shape[int(new_axis)] = self.original_shape[axis]
-        return tuple(shape)
+        return triple(shape)
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -87,7 +98,7 @@ class ScanView:
         spacing = [0.0, 0.0, 0.0]
         for axis, (new_axis, _) in enumerate(self.transform):
             spacing[int(new_axis)] = zooms[axis]
-        return tuple(spacing)
+        return triple(spacing)
 
     @property
     def canonical_affine(self) -> np.ndarray:
@@ -107,7 +118,7 @@ class ScanView:
         inverse = nio.ornt_transform(nio.axcodes2ornt(CANONICAL_CODES), nio.io_orientation(self.affine))
         return nio.apply_orientation(array, inverse)
 
-    def ijk_to_canonical(self, ijk: np.ndarray | tuple[int, int, int]) -> np.ndarray:
+    def ijk_to_canonical(self, ijk: np.ndarray | Sequence[SupportsIndex]) -> np.ndarray:
         """Voxel indices ``(..., 3)`` ``(i, j, k)`` -> ``(..., 3)`` ``(row, col, frame)`` (int64, exact)."""
         ijk = np.asarray(ijk, dtype=np.int64)
         out = np.empty_like(ijk)
@@ -116,7 +127,7 @@ class ScanView:
             out[..., int(new_axis)] = idx if flip > 0 else self.original_shape[axis] - 1 - idx
         return out
 
-    def canonical_to_ijk(self, rcf: np.ndarray | tuple[int, int, int]) -> np.ndarray:
+    def canonical_to_ijk(self, rcf: np.ndarray | Sequence[SupportsIndex]) -> np.ndarray:
         """``(..., 3)`` ``(row, col, frame)`` -> ``(..., 3)`` ``(i, j, k)`` (int64, exact)."""
         rcf = np.asarray(rcf, dtype=np.int64)
         out = np.empty_like(rcf)

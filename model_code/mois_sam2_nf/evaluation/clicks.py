@@ -34,7 +34,7 @@ import numpy as np
 
 from mois_sam2_nf.data.corrective_click import center_click
 from mois_sam2_nf.data.masks import bounding_box, distance_transform, foreground
-from mois_sam2_nf.data.view import ScanView
+from mois_sam2_nf.data.view import ScanView, triple
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import Click
 
@@ -83,8 +83,8 @@ class ClickConfig:
     def patch_voxels(self, spacing: tuple[float, float, float]) -> tuple[int, int, int]:
         """Patch size in canonical voxels for a scan of canonical ``spacing`` ``(row_mm, col_mm, frame_mm)``."""
         if self.patch_size_mm is None:
-            return tuple(int(s) for s in self.patch_size)
-        return tuple(max(1, round(mm / sp)) for mm, sp in zip(self.patch_size_mm, spacing))
+            return triple(int(s) for s in self.patch_size)
+        return triple(max(1, round(mm / sp)) for mm, sp in zip(self.patch_size_mm, spacing))
 
 
 def click_rng(seed: int, case_id: str, target_rank: int, interaction: int, channel: int) -> np.random.Generator:
@@ -99,7 +99,7 @@ def click_rng(seed: int, case_id: str, target_rank: int, interaction: int, chann
 
 def _patch_grid(shape: tuple[int, int, int], patch: tuple[int, int, int]) -> tuple[int, int, int]:
     """Number of (truncated) patches along each canonical axis."""
-    return tuple(-(-s // p) for s, p in zip(shape, patch))
+    return triple(-(-s // p) for s, p in zip(shape, patch))
 
 
 def _patch_counts(flat: np.ndarray, view: ScanView, patch: tuple[int, int, int],
@@ -160,6 +160,8 @@ def sample_error_voxel(error: np.ndarray, dt_clip: float | None, rng: np.random.
     weights. Candidates are taken in C raster order of the crop; one ``rng.random()`` is consumed.
     """
     box = bounding_box(error, margin=1)
+    if box is None:
+        raise ValueError("sample_error_voxel needs a non-empty error crop")
     crop = np.ascontiguousarray(error[box])
     candidates = foreground(crop)
     if dt_clip is not None and dt_clip <= 1.0:
@@ -175,7 +177,7 @@ def sample_error_voxel(error: np.ndarray, dt_clip: float | None, rng: np.random.
     cumulative = np.cumsum(weights)
     pick = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), candidates.size - 1)
     local = np.unravel_index(candidates[pick], crop.shape)
-    return tuple(int(b.start + x) for b, x in zip(box, local))
+    return triple(int(b.start + x) for b, x in zip(box, local))
 
 
 def _as_bool(mask: np.ndarray) -> np.ndarray:
@@ -191,7 +193,7 @@ def _patch_dt_clicks(target: np.ndarray, prediction: np.ndarray, view: ScanView,
     losses = patch_dice_losses(target, prediction, view, patch)
     target_c = view.to_canonical(target)
     prediction_c = view.to_canonical(prediction)
-    clicks = []
+    clicks: list[tuple[tuple[int, int, int], bool]] = []
     for channel, loss in ((POSITIVE, losses[0]), (NEGATIVE, losses[1])):
         cell = np.unravel_index(int(np.argmax(loss)), loss.shape)
         window = tuple(slice(c * p, (c + 1) * p) for c, p in zip(cell, patch))
@@ -200,7 +202,7 @@ def _patch_dt_clicks(target: np.ndarray, prediction: np.ndarray, view: ScanView,
         if error.any():
             local = sample_error_voxel(error, config.dt_clip, rngs[channel])
             rcf = tuple(w.start + x for w, x in zip(window, local))
-            clicks.append((tuple(int(x) for x in view.canonical_to_ijk(rcf)), channel == POSITIVE))
+            clicks.append((triple(int(x) for x in view.canonical_to_ijk(rcf)), channel == POSITIVE))
     return clicks
 
 

@@ -20,6 +20,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cc3d
 import numpy as np
@@ -31,6 +32,8 @@ from mois_sam2_nf.errors import InputError
 #: relative slack that keeps ``floor`` of an exact quotient exact under float rounding (0.3 ml / 0.1 mm^3 = 3000)
 _FLOOR_SLACK = 1e-9
 _CONNECTIVITIES = (6, 18, 26)
+#: the 3-D connectivities of :data:`_CONNECTIVITIES` (checked at run time: configs arrive as plain ints)
+Connectivity3D = Literal[6, 18, 26]
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class MetricConfig:
     """
 
     min_volume_ml: float = 2.0
-    filter_connectivity: int = 6
-    fp_fn_connectivity: int = 26
+    filter_connectivity: Connectivity3D = 6
+    fp_fn_connectivity: Connectivity3D = 26
     nsd: bool = False
     nsd_tolerance_mm: float = 2.0
 
@@ -87,7 +90,7 @@ def min_voxels(min_volume_ml: float, voxel_volume_mm3: float) -> int:
     return int(math.floor(quotient * (1.0 + _FLOOR_SLACK)))
 
 
-def _filter_components(mask: np.ndarray, n_min: int, connectivity: int) -> np.ndarray:
+def _filter_components(mask: np.ndarray, n_min: int, connectivity: Connectivity3D) -> np.ndarray:
     """C-contiguous bool copy of ``mask`` without the ``connectivity``-components of fewer than ``n_min`` voxels."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     if n_min <= 1 or not mask.any():
@@ -101,7 +104,8 @@ def _filter_components(mask: np.ndarray, n_min: int, connectivity: int) -> np.nd
     return out
 
 
-def size_filter(mask: np.ndarray, voxel_volume_mm3: float, min_volume_ml: float, connectivity: int) -> np.ndarray:
+def size_filter(mask: np.ndarray, voxel_volume_mm3: float, min_volume_ml: float,
+                connectivity: Connectivity3D) -> np.ndarray:
     """Remove the connected components of ``mask`` with fewer than :func:`min_voxels` voxels.
 
     Args:
@@ -137,7 +141,7 @@ class _Lesions:
         return len(self.sizes)
 
 
-def _lesions(mask: np.ndarray, connectivity: int) -> _Lesions:
+def _lesions(mask: np.ndarray, connectivity: Connectivity3D) -> _Lesions:
     """The components of ``mask`` (C-contiguous bool) numbered by
     :func:`~mois_sam2_nf.data.instances.size_ordered_components`, described sparsely."""
     labels, sizes = size_ordered_components(mask, connectivity=connectivity)

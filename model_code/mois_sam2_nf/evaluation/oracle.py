@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from mois_sam2_nf.data.instances import size_ordered_components
+from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.errors import InputError
 
@@ -102,7 +103,8 @@ class OracleSegmenter:
 
     def _hit_lesions(self, lesion_id: int) -> np.ndarray:
         """Sorted unique lesion ids (size ranks) under the positive clicks of ``lesion_id``."""
-        ids = {int(self._lesions[c.i, c.j, c.k]) for c in self._positives.get(lesion_id, [])}
+        lesions = self._require_scan()
+        ids = {int(lesions[c.i, c.j, c.k]) for c in self._positives.get(lesion_id, [])}
         return np.array(sorted(ids - {0}), dtype=np.int64)
 
     def _render(self, lesions: np.ndarray, ids: np.ndarray, lesion_id: int | None) -> np.ndarray:
@@ -180,15 +182,19 @@ class ImperfectOracleSegmenter(OracleSegmenter):
         return out
 
     def _cube_removed(self, lesion_id: int | None) -> bool:
-        if lesion_id is None:
+        cube = self._cube
+        if lesion_id is None or cube is None:
             return False
-        return any(self._in_cube(c) for c in self._negatives.get(lesion_id, []))
+        return any(self._in_cube(cube, c) for c in self._negatives.get(lesion_id, []))
 
-    def _in_cube(self, click: Click) -> bool:
-        return all(s.start <= v < s.stop for s, v in zip(self._cube, (click.i, click.j, click.k)))
+    @staticmethod
+    def _in_cube(cube: tuple[slice, slice, slice], click: Click) -> bool:
+        return all(s.start <= v < s.stop for s, v in zip(cube, (click.i, click.j, click.k)))
 
     def _place_cube(self, scan: Scan) -> tuple[slice, slice, slice] | None:
         """Original-grid slices of the first free cube in canonical raster order (``None`` if the scan is full)."""
+        if scan.label is None:
+            raise InputError(f"{scan.case_id}: the {self.name} segmenter needs the ground-truth label")
         edge = self.fp_edge
         view = scan.view
         near_gt = ndimage.binary_dilation(
@@ -204,5 +210,5 @@ class ImperfectOracleSegmenter(OracleSegmenter):
                         far = (r + edge - 1, c + edge - 1, f + edge - 1)
                         corners = view.canonical_to_ijk(np.array([[r, c, f], far]))
                         lo, hi = corners.min(axis=0), corners.max(axis=0)
-                        return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi))
+                        return triple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi))
         return None

@@ -172,8 +172,9 @@ def write_case_tables(
     folder = case_dir(run_dir, case_id)
     rows = {"interactions": interactions, "lesion_metrics": lesions, "sweep_metrics": sweep, "case_metrics": [metrics]}
     for table in RUN_TABLES.values():
-        if rows[table.name] is not None:
-            write_csv(folder / table.case_file, rows[table.name], table.columns)
+        table_rows = rows[table.name]
+        if table_rows is not None:
+            write_csv(folder / table.case_file, table_rows, table.columns)
 
 
 def done_cases(run_dir: str | os.PathLike[str]) -> list[str]:

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from mois_sam2_nf.data.eval_sets import EvalSet, parse_eval_set
@@ -75,11 +74,11 @@ def compose_config(overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from mois_sam2_nf.hydra_compose import compose_isolated
+    from mois_sam2_nf.hydra_compose import compose_isolated, config_dict
 
     try:
         config = compose_isolated(CONFIG_DIR, CONFIG_NAME, overrides)
-        return OmegaConf.to_container(config, resolve=True), OmegaConf.to_container(config, resolve=False)
+        return config_dict(config, resolve=True), config_dict(config, resolve=False)
     except (HydraException, OmegaConfBaseException) as err:
         raise InputError(f"evaluate config: {str(err).splitlines()[0]}") from None
 
@@ -212,7 +211,7 @@ class _Run:
         start = time.perf_counter()
         (case_dir(self.run_dir, case.case_id) / DONE_FILE).unlink(missing_ok=True)
         image = load_nifti(case.image)
-        label = load_label(case.label, image=image)
+        label = load_label(case.require_label(), image=image)
         view = ScanView.from_affine(image.affine, image.array.shape)
         voxel_ml = image.voxel_volume_mm3 / 1000.0
         gt = label.array > 0

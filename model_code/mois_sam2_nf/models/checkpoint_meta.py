@@ -167,7 +167,7 @@ def inference_settings(
         InputError: unreadable checkpoint or metadata, a contradiction, or no config to be found (one line).
     """
     meta = read(checkpoint) if checkpoint is not None else None
-    if meta is None:
+    if meta is None or checkpoint is None:  # no metadata (a missing checkpoint has none)
         if config is None:
             source = f"{checkpoint}: checkpoint has no inference metadata" if checkpoint else "no checkpoint given"
             raise InputError(f"{source}; give the {family} model config")

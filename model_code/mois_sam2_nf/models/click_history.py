@@ -7,6 +7,8 @@ not propagate; :class:`ClickHistorySegmenter` holds that shared part of the adap
 
 from __future__ import annotations
 
+import numpy as np
+
 from mois_sam2_nf.segmenters import Click, Scan
 
 
@@ -42,10 +44,10 @@ class ClickHistorySegmenter:
         """Drop the click history of ``lesion_id``."""
         self.history.pop(lesion_id, None)
 
-    def propagate(self) -> None:
+    def propagate(self) -> np.ndarray | None:
         """These segmenters do not propagate to unprompted lesions."""
         return None
 
-    def automatic(self) -> None:
+    def automatic(self) -> np.ndarray | None:
         """These segmenters need clicks."""
         return None

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.hydra_compose import config_dict
 
 #: the interactive defaults
 INTERACTIVE_CONFIG = Path(__file__).resolve().parent / "interactive.yaml"
@@ -57,8 +58,8 @@ def interactive_settings(model: str, speed: str = "interactive", overrides: Sequ
     if speed not in SPEEDS:
         raise InputError(f"speed {speed!r} is not supported (choose one of {', '.join(SPEEDS)})")
     try:
-        merged = OmegaConf.merge(OmegaConf.load(config), OmegaConf.from_dotlist(list(overrides)))
-        values: dict[str, Any] = OmegaConf.to_container(merged, resolve=True)  # type: ignore[assignment]
+        merged = OmegaConf.merge(OmegaConf.load(Path(config)), OmegaConf.from_dotlist(list(overrides)))
+        values = config_dict(merged, resolve=True)
     except (OmegaConfBaseException, ValueError) as err:
         raise InputError(f"{config}: {str(err).splitlines()[0]}") from None
     if speed == "exact":

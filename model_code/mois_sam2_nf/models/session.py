@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from mois_sam2_nf.data.intensity import percentile_scale
+from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.models.sam2.volume_predictor import EmbeddingCache, VolumeInferenceMixin, volume_state
 from mois_sam2_nf.segmenters import Click, Scan
@@ -157,7 +158,7 @@ class ScanSession:
         self.correction_reuse_k = check_frame_count("correction_reuse_k", correction_reuse_k)
         self.track_continuity = track_continuity
         volume = percentile_scale(scan.view.to_canonical(np.asarray(scan.image)))
-        self.shape: tuple[int, int, int] = tuple(int(s) for s in volume.shape)
+        self.shape: tuple[int, int, int] = triple(int(s) for s in volume.shape)
         storage = torch.device("cpu") if offload_state_to_cpu else predictor.device
         cache = EmbeddingCache(storage_device=storage, capacity=cache_capacity,
                                storage_dtype=CACHE_DTYPES[check_cache_dtype(cache_dtype)])
@@ -264,7 +265,8 @@ class ScanSession:
             mask[:, :, frame] |= self._foreground(logits)
         return mask
 
-    def _track(self, obj_id: int, start: int | None, *, reverse: bool) -> Iterator[tuple[int, np.ndarray]]:
+    def _track(self, obj_id: int, start: int | None, *,
+               reverse: bool) -> Generator[tuple[int, np.ndarray], None, None]:
         """Track the current object from ``start`` (``None``: its outermost conditioning slice) in one direction.
 
         Yields ``(frame, (H, W) bool mask)`` per tracked slice. The predictor ends the pass after

@@ -131,7 +131,7 @@ def create_app() -> FastAPI:
         api.include_router(login.router)
     for router in routers:
         for route in router.routes:
-            if isinstance(route, APIRoute) and any((m, route.path) in KEPT_ROUTES for m in route.methods):
+            if isinstance(route, APIRoute) and any((m, route.path) in KEPT_ROUTES for m in route.methods or ()):
                 api.router.routes.append(route)
 
     @api.post("/infer/{model}")

@@ -115,6 +115,8 @@ class AnnotationWorkspace:
                 self.image_id, self.image, self.scan = image_id, image, scan
                 self._fingerprint = fingerprint
             self._touch()
+            if self.image is None:  # unreachable: image_id and image are set and cleared together
+                raise RuntimeError(f"{image_id}: the workspace has an image id but no image")
             return self.image
 
     def segment(self, path: str | os.PathLike[str], lesion_id: int, label: str, clicks: Sequence[Click]) -> np.ndarray:
@@ -130,8 +132,8 @@ class AnnotationWorkspace:
             clicks = tuple(clicks)
             ClickRequest(label, clicks).require_foreground()
             previous = self.clicks.get(lesion_id)
-            extends = previous is not None and label in self.masks and clicks[: len(previous)] == previous
-            if not extends:
+            if previous is None or label not in self.masks or clicks[: len(previous)] != previous:
+                # the list does not extend the previous one: restart the lesion from all its points
                 self.segmenter.forget_lesion(lesion_id)
                 previous = ()
             if clicks != previous:

@@ -8,10 +8,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import LayerNorm2d
 
 from mois_sam2_nf.errors import InputError
+from mois_sam2_nf.hydra_compose import config_dict
 from mois_sam2_nf.training.augment import AugmentSettings
 from mois_sam2_nf.training.dataset import ClipSettings
 from mois_sam2_nf.training.forward import ClipForward, MOISClipForward
@@ -38,7 +40,7 @@ def model_overrides(params: Mapping[str, Any], prefix: str = "model") -> list[st
     return out
 
 
-def build_model(cfg: DictConfig, device: torch.device, load_init_weights: bool) -> torch.nn.Module:
+def build_model(cfg: DictConfig, device: torch.device, load_init_weights: bool) -> SAM2Base:
     """The SAM2 / MOIS-SAM2 model of ``cfg.model`` in training mode on ``device``.
 
     ``cfg.model.checkpoint`` (official SAM2.1 or a MOIS-SAM2 file) is loaded only when ``load_init_weights``
@@ -47,7 +49,7 @@ def build_model(cfg: DictConfig, device: torch.device, load_init_weights: bool) 
     """
     family = cfg.model.family
     checkpoint = cfg.model.checkpoint if load_init_weights else None
-    overrides = model_overrides(OmegaConf.to_container(cfg.model.params))
+    overrides = model_overrides(config_dict(cfg.model.params))
     if family == "mois_sam2":
         from mois_sam2_nf.models.mois_sam2.build import build_mois_sam2
 
@@ -63,10 +65,10 @@ def build_model(cfg: DictConfig, device: torch.device, load_init_weights: bool) 
 
 def prompt_settings(cfg: DictConfig) -> PromptSettings:
     """``cfg.prompts`` as :class:`PromptSettings`."""
-    return PromptSettings(**OmegaConf.to_container(cfg.prompts))
+    return PromptSettings(**config_dict(cfg.prompts))
 
 
-def build_forward(cfg: DictConfig, model: torch.nn.Module) -> ClipForward:
+def build_forward(cfg: DictConfig, model: SAM2Base) -> ClipForward:
     """The clip forward matching the model family (MOIS-SAM2 adds the exemplar bank and semantic pass)."""
     if cfg.model.family == "mois_sam2":
         return MOISClipForward(model, prompt_settings(cfg), max_store=int(cfg.exemplars.max_store),
@@ -77,8 +79,8 @@ def build_forward(cfg: DictConfig, model: torch.nn.Module) -> ClipForward:
 def objective_settings(cfg: DictConfig) -> ObjectiveSettings:
     """``cfg.loss`` as :class:`ObjectiveSettings`."""
     return ObjectiveSettings(
-        instance=MaskLossWeights(**OmegaConf.to_container(cfg.loss.instance)),
-        semantic=MaskLossWeights(**OmegaConf.to_container(cfg.loss.semantic)),
+        instance=MaskLossWeights(**config_dict(cfg.loss.instance)),
+        semantic=MaskLossWeights(**config_dict(cfg.loss.semantic)),
         semantic_weight=float(cfg.loss.semantic_weight),
         loss_all_steps=bool(cfg.loss.loss_all_steps),
     )
@@ -103,10 +105,10 @@ def clip_settings(cfg: DictConfig) -> ClipSettings:
 
 def augment_settings(cfg: DictConfig) -> AugmentSettings:
     """``cfg.augment`` as :class:`AugmentSettings`."""
-    return AugmentSettings(**OmegaConf.to_container(cfg.augment))
+    return AugmentSettings(**config_dict(cfg.augment))
 
 
-def trunk_blocks(model: torch.nn.Module) -> int:
+def trunk_blocks(model: SAM2Base) -> int:
     """Number of Hiera blocks (the depth of the layer-wise decay)."""
     return len(model.image_encoder.trunk.blocks)
 

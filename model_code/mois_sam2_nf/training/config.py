@@ -50,6 +50,6 @@ def load_training_config(name: str | os.PathLike[str], overrides: Sequence[str] 
         cfg = compose_isolated(search_dir, config_name, [*overrides, *extra])
     except (HydraException, OmegaConfBaseException, ValueError) as error:
         raise InputError(f"{name}: {str(error).strip().splitlines()[0]}") from error
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    assert isinstance(cfg, DictConfig)
-    return cfg
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    assert isinstance(resolved, DictConfig)
+    return resolved

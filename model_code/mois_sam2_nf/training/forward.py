@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sam2.modeling.sam2_base import SAM2Base
 
 from mois_sam2_nf.models.mois_sam2.exemplar_bank import ExemplarBank
+from mois_sam2_nf.models.mois_sam2.model import MOISSAM2Base
 from mois_sam2_nf.training.dataset import ClipBatch
 from mois_sam2_nf.training.outputs import FrameOutput, StepOutput
 from mois_sam2_nf.training.prompts import (
@@ -73,7 +75,7 @@ class ClipForward(torch.nn.Module):
         prompts: click-simulation settings.
     """
 
-    def __init__(self, model: torch.nn.Module, prompts: PromptSettings) -> None:
+    def __init__(self, model: SAM2Base, prompts: PromptSettings) -> None:
         super().__init__()
         self.model = model
         self.prompts = prompts
@@ -192,7 +194,7 @@ class MOISClipForward(ClipForward):
     """
 
     def __init__(
-        self, model: torch.nn.Module, prompts: PromptSettings, max_store: int, semantic_gate: bool = False
+        self, model: MOISSAM2Base, prompts: PromptSettings, max_store: int, semantic_gate: bool = False
     ) -> None:
         super().__init__(model, prompts)
         self.max_store = max_store

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from mois_sam2_nf import hydra_compose
 from mois_sam2_nf.atomic import write_text
 from mois_sam2_nf.data.splits import read_fold
 from mois_sam2_nf.training import components
@@ -65,9 +66,9 @@ def _datasets(cfg: DictConfig, image_size: int) -> tuple[ClipDataset, ClipDatase
     return train, val
 
 
-def _loader(dataset: ClipDataset, ctx: DistContext, cfg: DictConfig) -> tuple[DataLoader, DistributedSampler]:
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                 seed=int(cfg.trainer.seed), drop_last=True)
+def _loader(dataset: ClipDataset, ctx: DistContext, cfg: DictConfig) -> tuple[DataLoader, DistributedSampler[int]]:
+    sampler: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
+                                                          shuffle=True, seed=int(cfg.trainer.seed), drop_last=True)
     workers = int(cfg.data.num_workers)
     loader = DataLoader(dataset, batch_size=int(cfg.data.batch_size), sampler=sampler, num_workers=workers,
                         collate_fn=batch_clips, drop_last=True,
@@ -122,7 +123,7 @@ def _train(cfg: DictConfig, ctx: DistContext) -> Path:
     total_steps = max(1, epochs * iterations)
     start_epoch = state.epoch if state is not None else 0
     step = state.step if state is not None else 0
-    config_dict = OmegaConf.to_container(cfg, resolve=True)
+    config_dict = hydra_compose.config_dict(cfg, resolve=True)
 
     train_log = CsvTable(out_dir / "logs" / "train_log.csv", keep_before_epoch=start_epoch)
     val_log = CsvTable(out_dir / "logs" / "val_log.csv", keep_before_epoch=start_epoch)

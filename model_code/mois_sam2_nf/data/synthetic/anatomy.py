@@ -109,7 +109,7 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     gap = u(20, 60)
     trunk_depth = u(180, 280)
     hw, hd = trunk_half_width * s, trunk_depth / 2
-    joints = {name: tuple(bool(rng.random() < p) for _ in range(2))
+    joints = {name: (bool(rng.random() < p), bool(rng.random() < p))
               for name, p in (("shoulder", u(0.3, 0.7)), ("hip", u(0.3, 0.7)), ("knee", u(0.3, 0.7)))}
     nodes = []
     for _ in range(int(rng.integers(5, 26))):
@@ -201,7 +201,8 @@ def build_body(a: Anatomy, fov_mm: tuple[float, float, float], shift: Point, fat
     body = Body(origin=origin, feet_z=origin[0] + a.height, surfaces=[trunk, *limbs],
                 muscles=[trunk.shrunk(trunk_fat), *(t.shrunk(limb_fat) for t in legs + arms)])
     add = body.layers.append
-    for shape in (head, trunk, *limbs, *feet):
+    outer: tuple[Shape, ...] = (head, trunk, *limbs, *feet)
+    for shape in outer:
         add(Layer("fat", shape, body=True))
     add(Layer("muscle", trunk.shrunk(trunk_fat)))
     for shape in limbs:

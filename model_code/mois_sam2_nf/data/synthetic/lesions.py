@@ -19,6 +19,7 @@ from scipy.ndimage import binary_dilation
 from mois_sam2_nf.data.synthetic.anatomy import TISSUES, Body
 from mois_sam2_nf.data.synthetic.primitives import Ellipsoid
 from mois_sam2_nf.data.synthetic.render import Canvas, Region
+from mois_sam2_nf.data.view import triple
 
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 #: location probabilities (cutaneous, nerve, intramuscular); the high class has many cutaneous nodules
@@ -132,8 +133,8 @@ class LesionPainter:
         au, av, ay = (a * scale for a in bead.axes)
         axes = (max(au, self.min_radius), max(av, self.min_radius), max(ay, self.min_depth))
         if core:
-            axes = tuple(a * bead.core for a in axes)
-        center = tuple(float(c) for c in np.asarray(bead.center) + self.origin)
+            axes = triple(a * bead.core for a in axes)
+        center = triple(float(c) for c in np.asarray(bead.center) + self.origin)
         return Ellipsoid(center, axes, bead.angle, () if core else bead.harmonics)
 
     def _check(self, region: Region) -> np.ndarray | None:
@@ -169,7 +170,7 @@ class LesionPainter:
         for bead in obj.beads:
             region = self.canvas.region(self.shape(bead, scale), pad=1)
             label = None if region is None else self._check(region)
-            if label is None:
+            if region is None or label is None:
                 if require_all:
                     return 0
                 continue
@@ -223,7 +224,7 @@ class LesionSampler:
         harmonics = tuple((int(k), float(rng.uniform(0.0, 0.075)), float(rng.uniform(0, 2 * math.pi)))
                           for k in rng.choice([2, 3, 4], size=2, replace=False))
         core = float(rng.uniform(0.3, 0.5)) if r >= 7.5 and rng.random() < 0.5 else 0.0
-        return Bead(tuple(float(c) for c in center), axes, angle, harmonics, core, float(rng.uniform(1.0, 1.8)))
+        return Bead(triple(float(c) for c in center), axes, angle, harmonics, core, float(rng.uniform(1.0, 1.8)))
 
     def _surface_point(self, depth: float) -> np.ndarray | None:
         """A scan-frame point ``depth`` mm below the skin: on the lateral contour or the A-P surface."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mois_sam2_nf.data.view import triple
+
 Range = tuple[float, float]
 
 #: bumped whenever a change alters generated arrays (stored in the manifest and the NIfTI ``descrip``)
@@ -30,7 +32,7 @@ class Geometry:
     @property
     def fov_mm(self) -> tuple[float, float, float]:
         """Field of view ``(S-I, R-L, A-P)`` in mm."""
-        return tuple(n * d for n, d in zip(self.shape, self.spacing))
+        return triple(n * d for n, d in zip(self.shape, self.spacing))
 
 
 @dataclass(frozen=True)

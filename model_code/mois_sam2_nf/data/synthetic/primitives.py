@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from mois_sam2_nf.data.view import triple
+
 Interval = tuple[np.ndarray | float, np.ndarray]
 
 
@@ -29,7 +31,7 @@ class Box:
     y1: float
 
 
-def _half_width(h: np.ndarray, ry: np.ndarray | float, q: np.ndarray) -> np.ndarray:
+def _half_width(h: np.ndarray, ry: np.ndarray | np.floating | float, q: np.ndarray) -> np.ndarray:
     """``ry * sqrt(max(0, 1 - q))`` written into ``h`` (``q`` = squared normalised in-plane radius)."""
     np.subtract(1.0, q, out=h)
     np.clip(h, 0.0, None, out=h)
@@ -71,7 +73,7 @@ class Ellipsoid:
         c, s = np.float32(np.cos(self.angle)), np.float32(np.sin(self.angle))
         u = (dz * c + dx * s) / np.float32(au)
         v = (dx * c - dz * s) / np.float32(av)
-        q = u * u + v * v
+        q: np.ndarray = u * u + v * v
         if self.harmonics:
             phi = np.arctan2(v, u)
             mod = np.ones_like(q)
@@ -82,11 +84,11 @@ class Ellipsoid:
 
     def shrunk(self, t: float) -> Ellipsoid:
         """Inner shape ``t`` mm inside the surface (semi-axes at least 1 mm)."""
-        return replace(self, axes=tuple(max(1.0, a - t) for a in self.axes))
+        return replace(self, axes=triple(max(1.0, a - t) for a in self.axes))
 
     def scaled(self, f: float) -> Ellipsoid:
         """Same centre, semi-axes times ``f``."""
-        return replace(self, axes=tuple(a * f for a in self.axes))
+        return replace(self, axes=triple(a * f for a in self.axes))
 
 
 @dataclass(frozen=True)

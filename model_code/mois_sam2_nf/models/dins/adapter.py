@@ -64,4 +64,6 @@ class DINsSegmenter(GuidedCNNSegmenter):
         rows, cols, frames = inference.roi
         logits = sliding_window_inference(inputs, roi_size=(frames, rows, cols), sw_batch_size=inference.sw_batch,
                                           predictor=self._forward, overlap=inference.overlap, mode="gaussian")
+        if not isinstance(logits, torch.Tensor):  # one tensor in, one tensor out
+            raise TypeError(f"sliding-window inference returned {type(logits).__name__}, expected a tensor")
         return from_dins(torch.softmax(logits, dim=1))[0, 1]

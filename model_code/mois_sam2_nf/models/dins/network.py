@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mois_sam2_nf.data.view import triple
+
 Triple = tuple[int, int, int]
 
 
@@ -25,7 +27,7 @@ class ConvBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel: int | Triple, stride: int | Triple = 1) -> None:
         super().__init__()
         kernel = _triple(kernel)
-        padding = tuple(k // 2 for k in kernel)
+        padding = triple(k // 2 for k in kernel)
         self.conv1 = nn.Conv3d(in_channels, out_channels, kernel, _triple(stride), padding, bias=False)
         self.norm1 = nn.InstanceNorm3d(out_channels, eps=1e-3, affine=True)
         self.conv2 = nn.Conv3d(out_channels, out_channels, kernel, 1, padding, bias=False)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from mois_sam2_nf.data.masks import distance_transform
+from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.models.dins.config import DINsConfig
 from mois_sam2_nf.models.dins.network import DINsNet
 from mois_sam2_nf.models.dins.onnx_io import check_export, export_onnx, onnx_session
@@ -53,7 +54,7 @@ def _positives(label: np.ndarray, count: int, rng: np.random.Generator) -> list[
     in_plane[:, :, 1] = ndimage.generate_binary_structure(2, 1)
     available = ndimage.binary_erosion(label, structure=in_plane, iterations=EROSION_ITERATIONS)
     if not available.any():
-        return [tuple(int(v) for v in np.rint(np.argwhere(label).mean(axis=0)))]  # type: ignore[misc]
+        return [triple(int(v) for v in np.rint(np.argwhere(label).mean(axis=0)))]
     rows, cols = np.ogrid[: label.shape[0], : label.shape[1]]
     clicks: list[Voxel] = []
     for _ in range(count):
@@ -78,6 +79,7 @@ def _negatives(label: np.ndarray, count: int, rng: np.random.Generator) -> list[
     if len(candidates) == 0:
         return []
     count = min(count, len(candidates))
+    chosen: np.ndarray | list[int]
     if rng.random() < 0.5:
         chosen = rng.choice(len(candidates), size=count, replace=False)
     else:  # farthest-point sampling from a random start
@@ -86,7 +88,7 @@ def _negatives(label: np.ndarray, count: int, rng: np.random.Generator) -> list[
         while len(chosen) < count:
             chosen.append(int(np.argmax(nearest)))
             nearest = np.minimum(nearest, np.linalg.norm(candidates - candidates[chosen[-1]], axis=1))
-    return [tuple(int(v) for v in candidates[i]) for i in chosen]  # type: ignore[misc]
+    return [triple(int(v) for v in candidates[i]) for i in chosen]
 
 
 def simulated_clicks(label: np.ndarray, rng: np.random.Generator, max_positive: int = 10,

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mois_sam2_nf.errors import InputError
-from mois_sam2_nf.hydra_compose import compose_isolated
+from mois_sam2_nf.hydra_compose import compose_isolated, config_dict
 
 ConfigT = TypeVar("ConfigT")
 
@@ -139,10 +139,10 @@ def _compose(config_dir: Path, name: str, overrides: Sequence[str]) -> tuple[dic
         raise InputError(f"{path}: config not found (known: {known})")
     try:
         composed = compose_isolated(path.resolve().parent, path.stem, list(overrides))
-        resolved = OmegaConf.to_container(composed, resolve=True)
+        resolved = config_dict(composed, resolve=True)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise InputError(f"{path}: {str(err).strip().splitlines()[0]}") from None
-    return resolved, path  # type: ignore[return-value]
+    return resolved, path
 
 
 def load_config(config_dir: Path, name: str, overrides: Sequence[str], schema: type[ConfigT]) -> ConfigT:

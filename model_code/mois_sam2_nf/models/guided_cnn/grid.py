@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import NormalizeIntensity, Spacing
 
-from mois_sam2_nf.data.view import ScanView
+from mois_sam2_nf.data.view import ScanView, triple
 
 Spacing3 = tuple[float, float, float]
 
@@ -55,7 +55,7 @@ class WorkingVolume:
         """Original voxel ``(i, j, k)`` -> working voxel ``(r, c, f)`` (nearest, clipped to the unpadded grid)."""
         canonical = np.asarray(self.view.ijk_to_canonical(tuple(int(v) for v in ijk)), dtype=float)
         working = np.rint((canonical + 0.5) * np.asarray(self.scale) - 0.5).astype(int)
-        return tuple(int(v) for v in np.clip(working, 0, np.asarray(self.shape) - 1))  # type: ignore[return-value]
+        return triple(int(v) for v in np.clip(working, 0, np.asarray(self.shape) - 1))
 
     def to_original(self, probability: torch.Tensor) -> np.ndarray:
         """``(R, C, F)`` padded working-grid foreground probability -> original ``(I, J, K)`` bool mask (>= 0.5)."""
@@ -68,7 +68,7 @@ class WorkingVolume:
         return np.ascontiguousarray(self.view.from_canonical(canonical)).astype(bool)
 
 
-def working_volume(image: np.ndarray, view: ScanView, spacing: Spacing3 | None,
+def working_volume(image: np.ndarray, view: ScanView, spacing: Sequence[float] | None,
                    divisor: Sequence[int]) -> WorkingVolume:
     """Put an original-grid ``(I, J, K)`` image on the working grid.
 
@@ -79,17 +79,17 @@ def working_volume(image: np.ndarray, view: ScanView, spacing: Spacing3 | None,
         divisor: pad rows, cols, frames to multiples of these.
     """
     canonical = view.to_canonical(np.asarray(image, dtype=np.float32))
-    native_shape = tuple(int(s) for s in canonical.shape)
-    target = None if spacing is None or tuple(spacing) == tuple(view.spacing) else tuple(float(v) for v in spacing)
+    native_shape = triple(int(s) for s in canonical.shape)
+    target = None if spacing is None or tuple(spacing) == tuple(view.spacing) else triple(float(v) for v in spacing)
     if target is not None:
         canonical = _resample(canonical, view.spacing, target, "bilinear")
     normalised = NormalizeIntensity(nonzero=True)(torch.as_tensor(np.ascontiguousarray(canonical))[None])
-    shape = tuple(int(s) for s in canonical.shape)
+    shape = triple(int(s) for s in canonical.shape)
     padded_shape = [int(np.ceil(s / d) * d) for s, d in zip(shape, divisor)]
     padded = torch.zeros((1, *padded_shape), dtype=torch.float32)
     padded[:, : shape[0], : shape[1], : shape[2]] = torch.as_tensor(normalised, dtype=torch.float32)
-    scale = tuple(s / n for s, n in zip(shape, native_shape))
-    return WorkingVolume(padded, shape, native_shape, scale, view, target)  # type: ignore[arg-type]
+    scale = triple(s / n for s, n in zip(shape, native_shape))
+    return WorkingVolume(padded, shape, native_shape, scale, view, target)
 
 
 def working_label(label: np.ndarray, volume: WorkingVolume) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from sam2.modeling.sam2_base import SAM2Base
 
 from mois_sam2_nf.models.mois_sam2.checkpoint import load_checkpoint
 from mois_sam2_nf.models.sam2.build import build_model
@@ -25,7 +25,7 @@ def build_mois_sam2(
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     **options: Any,
-) -> nn.Module:
+) -> SAM2Base:
     """Build a MOIS-SAM2 model (``MOISSAM2Base`` or the ``target`` subclass) from a config name or YAML path.
 
     Config names: ``mois_sam2.1_hiera_t``, ``mois_sam2.1_hiera_s``, ``mois_sam2.1_hiera_b+`` (main) and

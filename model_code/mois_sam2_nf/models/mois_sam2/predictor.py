@@ -17,7 +17,7 @@ frame, volumes ``(H, W, F)``; SAM2 points are ``(x, y) = (col, row)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -225,7 +225,7 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         early_stop_k: int | None = None,
         obj_id: int | None = None,
         add_exemplar: bool = True,
-    ) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+    ) -> Generator[tuple[int, list[int], torch.Tensor], None, None]:
         """Instance propagation (with optional early stop); each propagated frame with a non-empty mask adds a
         non-prompted exemplar of every object (or only of ``obj_id``) when ``add_exemplar``.
 
@@ -282,8 +282,10 @@ class MOISSAM2Predictor(MOISSAM2Base, VolumeInferenceMixin):
         probability = torch.sigmoid(detection[0, 0]).cpu().numpy()
         scale = np.array([width / detection.shape[-1], height / detection.shape[-2]])
         upper = np.array([width - 1, height - 1])
-        points = [tuple(float(v) for v in np.clip((np.array(p) + 0.5) * scale - 0.5, 0, upper))
-                  for p in component_click_points(probability, binarization_threshold, min_area_threshold)]
+        points: list[tuple[float, float]] = []
+        for p in component_click_points(probability, binarization_threshold, min_area_threshold):
+            x, y = np.clip((np.array(p) + 0.5) * scale - 0.5, 0, upper)
+            points.append((float(x), float(y)))
         return frame_idx, inference_state["obj_ids"], logits, points
 
     @torch.inference_mode()

@@ -23,6 +23,7 @@ import sys
 from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from mois_sam2_nf.atomic import write_json
 from mois_sam2_nf.data.nnunet_export import DEFAULT_DATASET_ID, export_nnunet
@@ -34,6 +35,8 @@ TRAINERS_DIR = Path(__file__).resolve().parent / "trainers"
 PLANS = "nnUNetPlans"
 CONFIGURATION = "3d_fullres"
 META_FILE = "meta.json"
+
+_Env = TypeVar("_Env", bound=MutableMapping[str, str])
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class NNUNetMeta:
             raise InputError(f"{path}: not an nnU-Net meta file ({err})") from None
 
 
-def with_project_trainers(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+def with_project_trainers(env: _Env) -> _Env:
     """Add :data:`TRAINERS_DIR` to ``env["nnUNet_extTrainer"]`` (kept paths first); returns ``env``.
 
     nnU-Net looks trainer classes up by name both to train and to rebuild a trained network for inference.

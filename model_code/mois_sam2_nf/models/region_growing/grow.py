@@ -36,6 +36,7 @@ import SimpleITK as sitk
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.errors import InputError
 
 Voxel = tuple[int, int, int]
@@ -43,7 +44,7 @@ Box = tuple[slice, slice, slice]
 
 #: one offset of each opposite pair of the 26-neighbourhood (edges of the geodesic graph)
 _HALF_NEIGHBOURHOOD: tuple[Voxel, ...] = tuple(
-    offset for offset in itertools.product((-1, 0, 1), repeat=3) if offset > (0, 0, 0)
+    triple(offset) for offset in itertools.product((-1, 0, 1), repeat=3) if offset > (0, 0, 0)
 )
 
 
@@ -99,7 +100,7 @@ class SeedRegion:
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
     """Voxel sizes ``(i_mm, j_mm, k_mm)``: the lengths of the affine's first three columns."""
     zooms = np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
-    return tuple(float(z) for z in zooms)
+    return triple(float(z) for z in zooms)
 
 
 def _to_sitk(array: np.ndarray, spacing: tuple[float, float, float]) -> sitk.Image:
@@ -119,6 +120,7 @@ def _ball(shape: tuple[int, ...], centre: Voxel, spacing: tuple[float, float, fl
     """Bool ``shape`` mask of the voxels whose centres lie within ``radius_mm`` of ``centre``."""
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
     squared = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing))
+    assert isinstance(squared, np.ndarray)  # a sum of three ogrid terms, never the empty sum's 0
     return squared <= radius_mm**2
 
 
@@ -137,19 +139,19 @@ class RegionGrower:
         if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
             raise InputError(f"region_growing: voxel spacing must be three finite numbers > 0, got {spacing!r}")
         self.image = image
-        self.spacing = tuple(float(s) for s in spacing)
+        self.spacing = triple(float(s) for s in spacing)
         self.params = params
         self._regions: dict[Voxel, SeedRegion] = {}
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.image.shape)
+        return triple(self.image.shape)
 
     def _check(self, voxel: Voxel) -> Voxel:
-        voxel = tuple(int(v) for v in voxel)
-        if len(voxel) != 3 or not all(0 <= v < n for v, n in zip(voxel, self.shape)):
-            raise InputError(f"region_growing: voxel {voxel} outside the volume of shape {self.shape}")
-        return voxel
+        checked = tuple(int(v) for v in voxel)
+        if len(checked) != 3 or not all(0 <= v < n for v, n in zip(checked, self.shape)):
+            raise InputError(f"region_growing: voxel {checked} outside the volume of shape {self.shape}")
+        return triple(checked)
 
     def seed_region(self, click: Voxel) -> SeedRegion:
         """The region grown from the positive click ``click`` alone (cached per scan)."""
@@ -162,9 +164,9 @@ class RegionGrower:
         """Grow the region of one checked click (steps 1-4 of the module docstring)."""
         params = self.params
         half = [int(math.floor(params.max_radius_mm / s)) for s in self.spacing]
-        box = tuple(slice(max(0, c - h), min(n, c + h + 1)) for c, h, n in zip(click, half, self.shape))
+        box = triple(slice(max(0, c - h), min(n, c + h + 1)) for c, h, n in zip(click, half, self.shape))
         origin = np.array([b.start for b in box])
-        local = tuple(int(c) for c in np.asarray(click) - origin)
+        local = triple(int(c) for c in np.asarray(click) - origin)
         crop = self.image[box].astype(np.float32)
         search = _ball(crop.shape, local, self.spacing, params.max_radius_mm)
         near = _ball(crop.shape, local, self.spacing, params.initial_radius_mm)

@@ -27,6 +27,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 from torch import nn
 
@@ -156,7 +157,7 @@ def build_model(
     target: str | None = None,
     apply_postprocessing: bool = True,
     load_weights: WeightLoader = load_sam2_checkpoint,
-) -> nn.Module:
+) -> SAM2Base:
     """Instantiate ``config``'s model, load ``checkpoint`` with ``load_weights``, move it to ``device``.
 
     Args:
@@ -206,7 +207,7 @@ def build_sam2_model(
     checkpoint: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     **options: Any,
-) -> nn.Module:
+) -> SAM2Base:
     """Build a SAM2 model from a config name (``sam2.1_hiera_b+``) or YAML path, optionally loading ``checkpoint``.
 
     The memory-attention dtype hook (memory cast to the query dtype) is installed, so CPU fp32 runs without autocast.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +178,7 @@ def install_memory_dtype_hook(attention: torch.nn.Module) -> None:
     if getattr(attention, "_memory_dtype_hook_installed", False):
         return
     attention.register_forward_pre_hook(cast_memory_to_query_dtype, with_kwargs=True)
-    attention._memory_dtype_hook_installed = True
+    attention._memory_dtype_hook_installed = True  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
 
 
 class VolumeInferenceMixin(SAM2VideoPredictor):
@@ -311,7 +311,7 @@ class VolumeInferenceMixin(SAM2VideoPredictor):
         max_frame_num_to_track: int | None = None,
         reverse: bool = False,
         early_stop_k: int | None = None,
-    ) -> Iterator[tuple[int, list[int], torch.Tensor]]:
+    ) -> Generator[tuple[int, list[int], torch.Tensor], None, None]:
         """sam2's propagation, optionally stopped after ``k`` consecutive frames where every object is absent.
 
         Args:

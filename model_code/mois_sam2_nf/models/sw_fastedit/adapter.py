@@ -64,4 +64,6 @@ class SWFastEditSegmenter(GuidedCNNSegmenter):
         inference = self.config.inference
         logits = sliding_window_inference(inputs, roi_size=inference.roi, sw_batch_size=inference.sw_batch,
                                           predictor=self.network, overlap=inference.overlap, mode="gaussian")
+        if not isinstance(logits, torch.Tensor):  # one tensor in, one tensor out
+            raise TypeError(f"sliding-window inference returned {type(logits).__name__}, expected a tensor")
         return torch.softmax(logits, dim=1)[0, 1]

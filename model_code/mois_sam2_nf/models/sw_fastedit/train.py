@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
+from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.models.guided_cnn.corrections import corrective_click
 from mois_sam2_nf.models.guided_cnn.guidance import ball_guidance
 from mois_sam2_nf.models.guided_cnn.training import Sample, train_loop, write_fold_outputs
@@ -28,14 +29,15 @@ from mois_sam2_nf.models.sw_fastedit.network import build_network
 
 def _random_voxel(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int] | None:
     voxels = np.argwhere(mask)
-    return None if len(voxels) == 0 else tuple(int(v) for v in voxels[int(rng.integers(len(voxels)))])
+    return None if len(voxels) == 0 else triple(int(v) for v in voxels[int(rng.integers(len(voxels)))])
 
 
 def simulate_inputs(model: torch.nn.Module, sample: Sample, interactions: int, rng: np.random.Generator,
                     device: torch.device) -> torch.Tensor:
     """``(1, 3, r, c, f)`` network input after one initial click and ``interactions`` corrective clicks."""
     label = sample.label[0].numpy() > 0.5
-    positives, negatives = [], []
+    positives: list[tuple[int, int, int]] = []
+    negatives: list[tuple[int, int, int]] = []
     first = _random_voxel(label, rng)
     if first is not None:
         positives.append(first)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import Click, Scan, register_segmenter
 from mois_sam2_nf.models.click_history import ClickHistorySegmenter
@@ -132,7 +133,7 @@ class VISTA3DSegmenter(ClickHistorySegmenter):
     def _voxel(self, click: Click) -> tuple[int, int, int]:
         """Original ``(i, j, k)`` -> voxel of the network input (working voxel + :data:`LEAD`)."""
         assert self.volume is not None
-        return tuple(v + LEAD for v in self.volume.voxel(click[:3]))  # type: ignore[return-value]
+        return triple(v + LEAD for v in self.volume.voxel(click[:3]))
 
     def _to_original(self, logits: torch.Tensor) -> np.ndarray:
         """``(1, 1, R+LEAD, C+LEAD, F+LEAD)`` logits of the network input -> bool ``(I, J, K)`` mask."""

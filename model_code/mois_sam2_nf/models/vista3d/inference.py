@@ -60,10 +60,10 @@ class WindowEmbeddingCache:
             return self.network(window, **kwargs)
         key = tuple((int(s.start), int(s.stop)) for s in kwargs["patch_coords"][0][2:])
         cached = self.store.get(key)
-        self.network.image_embeddings = cached
+        self.network.image_embeddings = cached  # type: ignore[assignment]  # MONAI declares it as None only
         try:
             output = self.network(window, keep_cache=True, **kwargs)
-            embedding = self.network.image_embeddings
+            embedding: torch.Tensor | None = self.network.image_embeddings
         finally:
             self.network.image_embeddings = None
         if cached is not None:
@@ -105,7 +105,8 @@ def point_logits(predictor: WindowEmbeddingCache, image: torch.Tensor, positives
     coords = torch.tensor([voxels], dtype=torch.float32, device=device)
     labels = torch.tensor([[1] * len(positives) + [0] * len(negatives)], dtype=torch.long, device=device)
     prompt_class = torch.tensor([[inference.nf_class]], dtype=torch.long, device=device)
-    logits = point_based_window_inferer(image, roi_size=inference.roi, predictor=predictor,
+    # MONAI annotates ``predictor`` as a Module; it only calls it, which the embedding cache supports
+    logits = point_based_window_inferer(image, roi_size=inference.roi, predictor=predictor,  # type: ignore[arg-type]
                                         point_coords=coords, point_labels=labels, class_vector=None,
                                         prompt_class=prompt_class, prev_mask=previous,
                                         center_only=inference.center_only, margin=inference.margin,
@@ -122,8 +123,11 @@ def automatic_logits(network: VISTA3D, image: torch.Tensor, inference: VISTA3DIn
     return _plain(logits)
 
 
-def _plain(logits: torch.Tensor) -> torch.Tensor:
-    """A plain float32 CPU tensor (MONAI's inferers return a ``MetaTensor``)."""
+def _plain(logits: object) -> torch.Tensor:
+    """A plain float32 CPU tensor from an inferer's output (MONAI's inferers return one ``MetaTensor`` for one tensor
+    in; their signature also allows tuples and dicts, which a VISTA3D head never returns)."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"VISTA3D inference returned {type(logits).__name__}, expected a tensor")
     tensor = logits.as_tensor() if isinstance(logits, MetaTensor) else logits
     return tensor.detach().to(device="cpu", dtype=torch.float32)
 
