@@ -25,7 +25,7 @@ INTERACTION_COLUMNS = [
 CASE_COLUMNS = [
     "run_id", "model", "mode", "test_set", "fold", "case_id", "patient_id",
     "min_volume_ml", "n_gt_lesions", "n_pred_lesions", "n_prompted", "n_interactions", "n_clicks",
-    "max_slice_fraction",
+    "max_slice_fraction", "prompted_lesion_dice",
     "scan_dice", "scan_dice_before_propagation",
     "tp_any", "fp_any", "fn_any", "precision_any", "recall_any", "f1_any",
     "tp_iou50", "fp_iou50", "fn_iou50", "precision_iou50", "recall_iou50", "f1_iou50",
@@ -94,7 +94,8 @@ def _case_row(run_id: str, model: str, mode: str, ts: int, fold: int, case: str,
     row.update(
         run_id=run_id, model=model, mode=mode, test_set=ts, fold=fold, case_id=case, patient_id=f"P{idx:03d}",
         min_volume_ml=2.0, n_gt_lesions=3, n_pred_lesions=2, n_prompted=n_prompted, n_interactions=BUDGET * n_prompted,
-        n_clicks=4, max_slice_fraction=0.01, scan_dice=dice, scan_dice_before_propagation=round(dice - 0.05, 6),
+        n_clicks=4, max_slice_fraction=0.01, prompted_lesion_dice=0.8, scan_dice=dice,
+        scan_dice_before_propagation=round(dice - 0.05, 6),
         tp_any=2, fp_any=1, fn_any=1,
         precision_any=2 / 3, recall_any=2 / 3, f1_any=round(dice + 0.1, 6), tp_iou50=1, fp_iou50=1, fn_iou50=2,
         precision_iou50=0.5, recall_iou50=1 / 3, f1_iou50=round(dice - 0.1, 6),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,13 @@ from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.evaluation.clicks import ClickConfig
 from mois_sam2_nf.segmenters import Scan, create_segmenter
 from mois_sam2_nf.evaluation.metrics import dice
-from mois_sam2_nf.evaluation.protocols import CaseOutcome, InteractionRow, ProtocolConfig, run_protocol
+from mois_sam2_nf.evaluation.protocols import (
+    CaseOutcome,
+    InteractionRow,
+    ProtocolConfig,
+    prompted_lesion_dice,
+    run_protocol,
+)
 from mois_sam2_nf.evaluation.results import IDENTIFIER_COLUMNS, INTERACTION_COLUMNS
 from mois_sam2_nf.evaluation.targets import plan_targets
 
@@ -98,6 +105,21 @@ def test_lesion_wise_runs_record_the_largest_slice_fraction_of_a_lesion_mask() -
     assert VIEW.to_canonical(np.zeros(SHAPE))[:, :, 0].size == 24 * 36
     assert outcome.max_slice_fraction == pytest.approx(49 / (24 * 36))
     assert run(create_segmenter("oracle"), ProtocolConfig(mode="global_corrective")).max_slice_fraction == 0.0
+
+
+def test_prompted_lesion_dice_scores_each_lesion_own_mask_after_its_last_interaction() -> None:
+    assert prompted_lesion_dice(run(create_segmenter("oracle"), ProtocolConfig(num_lesions=2)).steps) == 1.0
+    assert prompted_lesion_dice(run(create_segmenter("oracle"), ProtocolConfig(mode="global_corrective")).steps) is None
+    row = InteractionRow(
+        step=1, phase="interaction", target_rank=1, target_label=1, target_volume_ml=1.0, interaction=1, new_pos="",
+        new_neg="", n_pos_total=1, n_neg_total=0, click_strategy="center", dice_target=0.2, dice_scan=0.9,
+        elapsed_s=0.0, peak_mem_mb=0.0,
+    )
+    steps = [row, replace(row, step=2, interaction=2, dice_target=0.6), replace(row, step=3, target_rank=2,
+                                                                               target_label=2, dice_target=1.0),
+             replace(row, step=4, phase="propagation", target_rank=0, dice_target=0.1)]
+    # lesion 1 counts with its last interaction (0.6), not its first; propagation rows do not count
+    assert prompted_lesion_dice(steps) == pytest.approx(0.8)
 
 
 def test_interaction_without_click_is_logged_without_calling_model() -> None:

@@ -31,6 +31,7 @@ HEADLINE_METRICS: dict[str, str] = {
     "fp_volume_ml": "FP volume (ml)",
     "fn_volume_ml": "FN volume (ml)",
     "max_slice_fraction": "Largest lesion mask (slice fraction)",
+    "prompted_lesion_dice": "Prompted lesion Dice (own mask)",
 }
 
 SWEEP_MARKER = "sweep"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -185,6 +185,19 @@ class CaseOutcome:
     scan_dice_curve: list[float] = field(default_factory=list)
     model_time_s: float = 0.0
     max_slice_fraction: float = 0.0
+
+
+def prompted_lesion_dice(steps: Sequence[InteractionRow]) -> float | None:
+    """Mean over the prompted lesions of the Dice between each lesion's own mask after its last interaction and that
+    lesion (``dice_target`` of its last ``interaction`` row); ``None`` without interaction rows.
+
+    Unlike the scan Dice, a lesion mask that spills onto neighbouring lesions is not rewarded here.
+    """
+    last: dict[int, float] = {}
+    for step in steps:
+        if step.phase == "interaction" and step.target_rank > 0:
+            last[step.target_rank] = step.dice_target
+    return float(np.mean(list(last.values()))) if last else None
 
 
 def slice_fraction(mask: np.ndarray, scan: Scan) -> float:

@@ -41,7 +41,7 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
 CASE_METRIC_COLUMNS: tuple[str, ...] = (
     *IDENTIFIER_COLUMNS,
     "min_volume_ml", "n_gt_lesions", "n_pred_lesions", "n_prompted", "n_interactions", "n_clicks",
-    "max_slice_fraction",
+    "max_slice_fraction", "prompted_lesion_dice",
     "scan_dice", "scan_dice_before_propagation",
     "tp_any", "fp_any", "fn_any", "precision_any", "recall_any", "f1_any",
     "tp_iou50", "fp_iou50", "fn_iou50", "precision_iou50", "recall_iou50", "f1_iou50",

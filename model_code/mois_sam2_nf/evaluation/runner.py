@@ -45,7 +45,7 @@ from mois_sam2_nf.evaluation.clicks import ClickConfig
 from mois_sam2_nf.segmenters import InteractiveSegmenter, Scan, create_segmenter
 from mois_sam2_nf.evaluation.manifest import build_manifest, run_id as make_run_id, sha256_file, sha256_tree
 from mois_sam2_nf.evaluation.metrics import MetricConfig, case_metrics, noc
-from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, run_protocol
+from mois_sam2_nf.evaluation.protocols import CaseOutcome, ProtocolConfig, prompted_lesion_dice, run_protocol
 from mois_sam2_nf.evaluation.results import (
     DONE_FILE,
     MANIFEST_FILE,
@@ -269,6 +269,7 @@ class _Run:
             "n_interactions": outcome.n_interactions,
             "n_clicks": outcome.n_clicks,
             "max_slice_fraction": outcome.max_slice_fraction if self.protocol.lesion_wise else None,
+            "prompted_lesion_dice": prompted_lesion_dice(outcome.steps) if self.protocol.lesion_wise else None,
             "scan_dice_before_propagation": scan_dice_before,
             "noc_80": noc(curve, 0.80, budget) if global_corrective else None,
             "noc_85": noc(curve, 0.85, budget) if global_corrective else None,
