@@ -230,6 +230,9 @@ def test_outputs_are_all_or_nothing(tiny_scan, tmp_path: Path, monkeypatch) -> N
     assert sorted(p.name for p in existing.iterdir()) == ["combined.nii.gz", "lesions.nii.gz", "notes.txt",
                                                            "propagated.nii.gz"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clicks.json", "existing"]
+    # a later run of a model that does not propagate leaves no stale propagated mask beside its own outputs
+    segment_scan(image, clicks, "imperfect_oracle", existing, **{**options, "propagates": False})
+    assert sorted(p.name for p in existing.iterdir()) == ["combined.nii.gz", "lesions.nii.gz", "notes.txt"]
 
 
 def test_outputs_keep_qform_sform_and_their_codes(tiny_scan, tmp_path: Path) -> None:
@@ -250,3 +253,27 @@ def test_outputs_keep_qform_sform_and_their_codes(tiny_scan, tmp_path: Path) -> 
         for field in ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y",
                       "qoffset_z", "srow_x", "srow_y", "srow_z"):
             np.testing.assert_array_equal(header[field], written[field], err_msg=f"{name} {field}")
+
+
+@pytest.mark.parametrize("command", [
+    ["synth", "--preset", "tiny"],
+    ["slice", "--raw", "{raw}"],
+    ["split", "--raw", "{raw}"],
+    ["export-nnunet", "--raw", "{raw}"],
+    ["preview", "--raw", "{raw}"],
+    ["report", "{raw}"],
+    ["train-nnunet", "--raw", "{raw}", "--out", "{ok}", "--work"],
+])
+@pytest.mark.parametrize("layout", ["out_is_a_file", "parent_is_a_file"])
+def test_every_command_refuses_an_output_folder_that_cannot_be_one(tiny_cohort: Path, tmp_path: Path, capsys,
+                                                                    command: list[str], layout: str) -> None:
+    """Like segment, every command with an output folder (``--out``, ``--work``) gives one error line and exit 1 for
+    an existing file or a path under a file, before doing any work."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file", encoding="utf-8")
+    out = blocker if layout == "out_is_a_file" else blocker / "sub"
+    argv = [arg.format(raw=tiny_cohort, ok=tmp_path / "fine") for arg in command]
+    argv += [str(out)] if argv[-1] == "--work" else ["--out", str(out)]
+    assert main(argv) == 1
+    _one_error_line(capsys, str(out), "is a file" if layout == "parent_is_a_file" else "not a folder")
+    assert blocker.read_text(encoding="utf-8") == "a file" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -214,6 +214,23 @@ def test_unknown_model_uploads_and_missing_fields_are_4xx(server: Server) -> Non
     assert requests.get(f"{server.base}/info/", timeout=30).status_code == 200  # still serving
 
 
+def test_unknown_next_sample_strategy_and_bad_label_files_are_4xx_naming_the_problem(server: Server) -> None:
+    for strategy, body, status in (("bogus", None, 404), ("random", {"strategy": ["x"]}, 400)):
+        answer = requests.post(f"{server.base}/activelearning/{strategy}", json=body, timeout=30)
+        _one_line_error(answer, status, "active learning strategy")
+    assert requests.post(f"{server.base}/activelearning/random", timeout=30).status_code == 200
+    put = f"{server.base}/datastore/label"
+    wrong_grid = _gz(nib.Nifti1Image(np.zeros((3, 3, 3), np.uint8), AFFINE))
+    negative = _gz(nib.Nifti1Image(np.full(SHAPE, -1, np.int16), AFFINE))
+    for content, words in ((b"junk", "not a readable NIfTI"), (wrong_grid, "shape (3, 3, 3)"), (negative, ">= 0")):
+        answer = requests.put(put, params={"image": "scan_a", "tag": "checked"},
+                              files={"label": ("mine.nii.gz", content)}, timeout=60)
+        _one_line_error(answer, 400, words)
+        assert "label file 'mine.nii.gz'" in answer.json()["detail"] and str(server.tmp) not in answer.json()["detail"]
+    assert not (server.studies / "labels" / "checked").exists() or not any((server.studies / "labels" / "checked")
+                                                                             .iterdir())
+
+
 def test_rejected_and_accepted_uploads_leave_no_temporary_files(server: Server) -> None:
     before = set(os.listdir(server.tmp))
     sessions_before = set(os.listdir(server.sessions))

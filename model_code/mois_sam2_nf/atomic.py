@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,12 +64,14 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") 
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str], owned: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a temporary sibling folder of ``path`` to write a set of files into; publish them only on success.
 
     On success a new ``path`` is created by renaming the temporary folder (one atomic step); if ``path`` already is a
-    folder, each written file is moved onto its final name with ``os.replace`` (other files in it are left alone). On
-    an error the temporary folder and everything in it are removed and ``path`` is untouched.
+    folder, each written file is moved onto its final name with ``os.replace``, and the files named in ``owned``
+    (the names the set can contain) that this run did not write are removed, so no stale member of an earlier set is
+    left beside the new one; other files are left alone. On an error the temporary folder and everything in it are
+    removed and ``path`` is untouched.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -79,8 +81,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         if final.is_dir():
-            for item in sorted(tmp.iterdir()):
+            written = sorted(tmp.iterdir())
+            for item in written:
                 os.replace(item, final / item.name)
+            for name in sorted(set(owned) - {item.name for item in written}):
+                (final / name).unlink(missing_ok=True)
         else:
             os.replace(tmp, final)
     finally:

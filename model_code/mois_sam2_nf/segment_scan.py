@@ -52,6 +52,8 @@ MAX_LESION_ID = int(np.iinfo(np.int32).max)
 MAX_CLICKS_PER_LESION = 100
 #: default limit on the lesions of one clicks file
 MAX_LESIONS = 500
+#: every file a run can write into ``--out`` (``propagated.nii.gz`` only for models that propagate)
+OUTPUT_NAMES = ("lesions.nii.gz", "propagated.nii.gz", "combined.nii.gz")
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ def segment_scan(
     outputs = {"lesions.nii.gz": lesions, "combined.nii.gz": combined.astype(np.uint8)}
     if propagated is not None:
         outputs["propagated.nii.gz"] = propagated.astype(np.uint8)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, owned=OUTPUT_NAMES) as tmp:
         for name, array in outputs.items():
             save_nifti(tmp / name, array, image.affine, like=image.header)
     return SegmentOutputs(

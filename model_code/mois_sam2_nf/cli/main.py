@@ -3,6 +3,8 @@
 Each sub-command lives in ``mois_sam2_nf.cli.<module>`` and exposes ``HELP: str``,
 ``add_arguments(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
 Modules are imported only when their sub-command runs, so ``--help`` stays fast.
+Output folders (``--out``, ``--work``) are checked before a command runs: one ``error:`` line and exit 1 for an
+existing file or a path under a file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import importlib
 import sys
 from types import ModuleType
 
+from mois_sam2_nf.atomic import check_output_dir
 from mois_sam2_nf.errors import InputError
 
 #: sub-command name -> (module under mois_sam2_nf.cli, one-line help)
@@ -31,6 +34,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "analyse a results folder: report.md, tables, figures, statistics"),
     "segment": ("segment", "segment one scan from a clicks JSON file"),
 }
+
+#: sub-command options that name an output folder (every command that has one calls it ``--out`` or ``--work``)
+OUTPUT_FOLDER_OPTIONS = ("out", "work")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +59,15 @@ def _command_parser(name: str) -> tuple[argparse.ArgumentParser, ModuleType]:
     return parser, module
 
 
+def check_output_folders(args: argparse.Namespace) -> None:
+    """:class:`InputError` (one line) unless every output folder option given (:data:`OUTPUT_FOLDER_OPTIONS`) is, or
+    can be created as, a writable folder; checked before a command does any work."""
+    for name in OUTPUT_FOLDER_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value:
+            check_output_dir(value, f"--{name} folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 bad input, 2 usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -65,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, module = _command_parser(argv[0])
     args = parser.parse_args(argv[1:])
     try:
+        check_output_folders(args)
         return int(module.run(args) or 0)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

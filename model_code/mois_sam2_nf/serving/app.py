@@ -86,6 +86,17 @@ class MOISSAM2App(MONAILabelApp):
             return None
         return real
 
+    def next_sample(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Slicer's "Next Sample" (``POST /activelearning/{strategy}``); an unknown strategy is refused with one line
+        (404; 400 when it is not a name) instead of MONAI Label's 500."""
+        strategy = request.get("strategy") or "random"
+        if not isinstance(strategy, str) or strategy not in self._strategies:
+            available = ", ".join(self._strategies) or "none"
+            raise RejectedRequest(f"active learning strategy {strategy!r} is not available here (available: "
+                                  f"{available})", status=404 if isinstance(strategy, str) else 400)
+        answer: dict[str, Any] = super().next_sample(request)
+        return answer
+
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
         """Validate the request, run the task, save the label in the datastore when asked (``save_label``).
 

@@ -207,7 +207,11 @@ def create_app() -> FastAPI:
             label_params, upload = _params_and_upload(params, label, Path(folder), "label file", scan=False)
             if user.username:
                 label_params["user"] = user.username
-            label_id = instance.datastore().save_label(image, str(upload), tag or "final", label_params)
+            try:
+                label_id = instance.datastore().save_label(image, str(upload), tag or "final", label_params)
+            except RejectedRequest as err:  # name the caller's file, not the temporary copy
+                raise RejectedRequest(err.msg.replace(str(upload), f"label file {label.filename!r}"),
+                                      err.status_code) from None
         answer = instance.on_save_label(image, label_id) or {}
         return answer | {"image": image, "label": label_id}
 

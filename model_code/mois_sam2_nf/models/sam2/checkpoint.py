@@ -55,8 +55,9 @@ def read_payload(path: str | os.PathLike[str]) -> Mapping:
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch's unpickler raises KeyError, IndexError, ... on junk files
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{file}: not a readable torch checkpoint (truncated or corrupt?): {first_line}") from error
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(f"{file}: not a readable torch checkpoint (truncated or corrupt?; torch.load raised "
+                         f"{type(error).__name__}{': ' + detail if detail else ''})") from error
     if not isinstance(payload, Mapping):
         raise InputError(f"{file}: expected a checkpoint of the form {{'model': state_dict}}")
     return payload
