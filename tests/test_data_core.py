@@ -13,7 +13,7 @@ import scipy.ndimage as ndi
 from mois_sam2_nf.data.instances import keep_largest, size_ordered_components
 from mois_sam2_nf.data.intensity import percentile_scale
 from mois_sam2_nf.data.io import load_label, load_nifti, save_nifti
-from mois_sam2_nf.data.masks import bounding_box, distance_transform, foreground
+from mois_sam2_nf.data.masks import bounding_box, components_at, distance_transform, foreground
 from mois_sam2_nf.data.view import ScanView, voxel_spacing
 from mois_sam2_nf.errors import InputError
 
@@ -218,3 +218,17 @@ def test_size_ordered_components_match_scipy_reference_on_random_masks() -> None
         assert np.array_equal(labels, expected) and np.array_equal(sizes, expected_sizes)
     empty, no_sizes = size_ordered_components(np.zeros((4, 4, 4), bool))
     assert not empty.any() and no_sizes.size == 0
+
+
+def test_components_at_keeps_the_components_under_the_points() -> None:
+    volume = np.zeros((6, 6, 4), dtype=bool)
+    volume[0:2, 0:2, 0] = True       # component A
+    volume[2, 2, 1] = True           # touches A only diagonally: one 26-connected component, two 6-connected ones
+    volume[4:6, 4:6, 3] = True       # component B, apart
+    both = components_at(volume, [(0, 0, 0)])
+    assert both.sum() == 5 and not both[4:, 4:, 3].any()
+    assert components_at(volume, [(0, 0, 0)], connectivity=6).sum() == 4
+    assert np.array_equal(components_at(volume, [(0, 0, 0), (5, 5, 3)]), volume)
+    assert not components_at(volume, [(3, 0, 0)]).any()  # a point on background selects nothing
+    plane = volume[:, :, 3]
+    assert np.array_equal(components_at(plane, [(4, 5)]), plane)

@@ -1,4 +1,5 @@
-"""``track_continuity``: a lesion's propagation pass ends where its slice masks stop overlapping.
+"""``track_continuity``: a lesion's propagation pass ends where its slice masks stop overlapping; and
+``keep_clicked_components``: a lesion's mask keeps only the 3-D components that touch its positive clicks.
 
 The tracker's per-slice output is scripted (a random-weight demo model underneath), so the test controls where the
 "lesion" is on every slice: blob A continues from the clicked slice, then the track jumps to a disjoint blob B.
@@ -51,11 +52,12 @@ def _scan() -> Scan:
     return Scan("case", volume, AFFINE, ScanView.from_affine(AFFINE, SHAPE))
 
 
-def _scripted_segmenter(name: str, track_continuity: bool):
+def _scripted_segmenter(name: str, track_continuity: bool, keep_clicked_components: bool = False):
+    """A segmenter whose tracker yields :data:`SCRIPT`; the clicked-components filter is off unless asked for."""
     torch.manual_seed(0)
     config = "sam2_demo" if name == "sam2" else "mois_sam2_demo"
     segmenter = create_segmenter(name, config=config, checkpoint=None, device="cpu", imagenet_norm=False,
-                                 track_continuity=track_continuity)
+                                 track_continuity=track_continuity, keep_clicked_components=keep_clicked_components)
     tracked = segmenter.predictor.propagate_in_video
 
     def scripted(state, *args, **kwargs):
@@ -66,18 +68,22 @@ def _scripted_segmenter(name: str, track_continuity: bool):
     return segmenter
 
 
+def _clicked_masks(name: str, scan: Scan, **options: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One centre click on blob A of the clicked slice: (original-grid mask returned, canonical session mask)."""
+    i, j, k = (int(v) for v in scan.view.canonical_to_ijk((15, 12, CLICKED)))
+    segmenter = _scripted_segmenter(name, **options)
+    segmenter.start_scan(scan)
+    returned = segmenter.add_clicks(1, [Click(i, j, k, True)])
+    stored = segmenter.session.masks[1]
+    segmenter.end_scan()
+    return returned, stored
+
+
 @pytest.mark.parametrize("name", ["sam2", "mois_sam2"])
 def test_a_track_that_jumps_to_another_structure_ends_there(name: str) -> None:
     scan = _scan()
-    i, j, k = (int(v) for v in scan.view.canonical_to_ijk((15, 12, CLICKED)))
-    results = {}
-    for continuity in (False, True):
-        segmenter = _scripted_segmenter(name, continuity)
-        segmenter.start_scan(scan)
-        segmenter.add_clicks(1, [Click(i, j, k, True)])
-        results[continuity] = segmenter.session.masks[1]
-        segmenter.end_scan()
-    exact, continuous = results[False], results[True]
+    exact = _clicked_masks(name, scan, track_continuity=False)[1]
+    continuous = _clicked_masks(name, scan, track_continuity=True)[1]
     # without the setting the pass follows the tracker onto blob B
     assert np.array_equal(exact[:, :, 4], BLOB_B) and np.array_equal(exact[:, :, 5], BLOB_B)
     # with it: A on both sides of the click, nothing from the jump on, the empty slice ends the reverse pass
@@ -85,3 +91,15 @@ def test_a_track_that_jumps_to_another_structure_ends_there(name: str) -> None:
     assert not continuous[:, :, 4:].any() and not continuous[:, :, 0].any()
     # up to the jump both agree (the clicked slice included: same weights, same decode)
     assert np.array_equal(exact[:, :, :4], continuous[:, :, :4])
+
+
+@pytest.mark.parametrize("name", ["sam2", "mois_sam2"])
+def test_a_lesion_keeps_only_the_components_connected_to_its_clicks(name: str) -> None:
+    scan = _scan()
+    raw = _clicked_masks(name, scan, track_continuity=False, keep_clicked_components=False)[1]
+    returned, kept = _clicked_masks(name, scan, track_continuity=False, keep_clicked_components=True)
+    assert np.array_equal(returned, np.ascontiguousarray(scan.view.from_canonical(kept)))
+    assert np.array_equal(raw[:, :, 4], BLOB_B) and np.array_equal(raw[:, :, 5], BLOB_B)
+    # blob B does not touch the clicked blob A: dropped; A (slices 1-3) is kept as the model gave it
+    assert not kept[:, :, 4:].any()
+    assert np.array_equal(kept[:, :, :4], raw[:, :, :4])

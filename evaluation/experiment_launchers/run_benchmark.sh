@@ -3,7 +3,8 @@
 # model_code/mois_sam2_nf/evaluation/grid_configs/) over MODELS x FOLDS x TEST_SETS x PROTOCOLS, one job per grid
 # point, each job one resumable `evaluate` run; then one `report` over every run in RESULTS_DIR. Re-running the
 # script (or re-submitting the grid after a killed job) skips finished cases. Any failed job makes the script exit
-# non-zero after the whole grid ran (a model that is not available, e.g. vista3d, fails its own jobs only).
+# non-zero after the whole grid ran (a model that is not available, e.g. nninteractive without its model folder,
+# fails its own jobs only).
 #
 #   MODELS      models                    (default "mois_sam2 sam2"; nnunet runs global_non_corrective, its only
 #                                          protocol, in a grid of its own)

@@ -1,4 +1,4 @@
-"""Geometry of masks: foreground voxel lists, bounding boxes and the Euclidean distance transform.
+"""Geometry of masks: foreground voxel lists, bounding boxes, connected components and the distance transform.
 
 Every distance transform of the package goes through :func:`distance_transform` (the ``edt`` package, which the
 evaluation's click simulation was defined with; it also takes anisotropic voxel sizes).
@@ -7,7 +7,9 @@ evaluation's click simulation was defined with; it also takes anisotropic voxel 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
+import cc3d
 import edt
 import numpy as np
 
@@ -29,6 +31,29 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
     coords = np.unravel_index(fg, mask.shape)
     return tuple(slice(max(int(c.min()) - margin, 0), min(int(c.max()) + 1 + margin, n))
                  for c, n in zip(coords, mask.shape))
+
+
+#: cc3d's neighbourhoods: 4 or 8 in 2-D, 6, 18 or 26 in 3-D
+Connectivity = Literal[4, 6, 8, 18, 26]
+
+
+def components_at(mask: np.ndarray, points: Sequence[Sequence[int]],
+                  connectivity: Connectivity | None = None) -> np.ndarray:
+    """Union of the connected components of ``mask`` that contain one of ``points``.
+
+    Args:
+        mask: 2-D or 3-D array, non-zero = foreground.
+        points: index tuples into ``mask`` (one index per axis); a point on background selects nothing.
+        connectivity: neighbourhood of a component (2-D: 4 or 8, 3-D: 6, 18 or 26); ``None`` = the full one (8 / 26).
+
+    Returns:
+        Bool array of ``mask``'s shape (all ``False`` when no point lies on the foreground).
+    """
+    full: Connectivity = 8 if mask.ndim == 2 else 26
+    labels = cc3d.connected_components(np.ascontiguousarray(mask != 0, dtype=np.uint8),
+                                       connectivity=connectivity or full)
+    hit = {int(labels[tuple(int(v) for v in point)]) for point in points} - {0}
+    return np.isin(labels, sorted(hit))
 
 
 def distance_transform(mask: np.ndarray, anisotropy: Sequence[float] | None = None,

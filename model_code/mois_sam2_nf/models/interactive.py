@@ -83,6 +83,7 @@ CONF_KEYS: dict[str, str] = {
     "correction_reuse_k": "options.correction_reuse_k",
     "cache_dtype": "options.cache_dtype",
     "track_continuity": "options.track_continuity",
+    "keep_clicked_components": "options.keep_clicked_components",
     "threads": "threads",
 }
 

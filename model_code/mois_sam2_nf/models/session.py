@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mois_sam2_nf.data.intensity import percentile_scale
+from mois_sam2_nf.data.masks import components_at
 from mois_sam2_nf.data.view import triple
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.models.sam2.volume_predictor import EmbeddingCache, VolumeInferenceMixin, volume_state
@@ -135,6 +136,10 @@ class ScanSession:
             a propagation pass ends at the first slice that is not a conditioning slice and whose mask does not
             continue the previous slice's (:func:`continues_track`): the lesion ended there, or the tracker jumped to
             another structure. Changes masks (docs/method.md, Volume inference).
+        keep_clicked_components: ``True`` (default): a lesion's mask is the part of the model's mask that is connected
+            to its clicks, i.e. the 26-connected 3-D components that contain one of its positive clicks (the whole
+            mask when none does); blobs that do not touch the clicked lesion (neighbouring lesions, background) are
+            dropped. ``False``: the model's mask as it is (the reference's output). docs/method.md, Volume inference.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class ScanSession:
         correction_reuse_k: int | None = None,
         cache_dtype: str = "fp32",
         track_continuity: bool = False,
+        keep_clicked_components: bool = True,
     ) -> None:
         self.predictor = predictor
         self.scan = scan
@@ -157,6 +163,7 @@ class ScanSession:
         self.early_stop_k = check_frame_count("early_stop_k", early_stop_k)
         self.correction_reuse_k = check_frame_count("correction_reuse_k", correction_reuse_k)
         self.track_continuity = track_continuity
+        self.keep_clicked_components = keep_clicked_components
         volume = percentile_scale(scan.view.to_canonical(np.asarray(scan.image)))
         self.shape: tuple[int, int, int] = triple(int(s) for s in volume.shape)
         storage = torch.device("cpu") if offload_state_to_cpu else predictor.device
@@ -221,9 +228,10 @@ class ScanSession:
                 self.predictor.reset_objects(self.state)
                 self._current = obj_id
                 previous = None
-                for interaction in interactions[:-1]:
-                    previous = self._interact(obj_id, interaction, previous)
-            mask = self._interact(obj_id, interactions[-1], previous)
+                for count, interaction in enumerate(interactions[:-1], start=1):
+                    previous = self._clicked_part(self._interact(obj_id, interaction, previous),
+                                                  interactions[:count])
+            mask = self._clicked_part(self._interact(obj_id, interactions[-1], previous), interactions)
         self._interactions[obj_id] = interactions
         self.masks[obj_id] = mask
         return mask.copy()
@@ -311,6 +319,16 @@ class ScanSession:
             mask[:, :, :last] = False
         else:
             mask[:, :, last + 1:] = False
+
+    def _clicked_part(self, mask: np.ndarray, interactions: Sequence[Sequence[Click]]) -> np.ndarray:
+        """With :attr:`keep_clicked_components`, the components of the canonical ``(H, W, F)`` ``mask`` that contain a
+        positive click of ``interactions`` (all of ``mask`` when none does); otherwise ``mask`` itself."""
+        if not self.keep_clicked_components:
+            return mask
+        points = [tuple(int(v) for v in self.scan.view.ijk_to_canonical((click.i, click.j, click.k)))
+                  for interaction in interactions for click in interaction if click.positive]
+        kept = components_at(mask, points)
+        return kept if kept.any() else mask
 
     def _conditioning_outputs(self, obj_id: int) -> dict[int, dict[str, Any]]:
         """sam2's outputs of the object's conditioning (clicked or corrected) slices, by slice index."""

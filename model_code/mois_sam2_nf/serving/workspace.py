@@ -19,11 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
-import cc3d
 import numpy as np
-from scipy import ndimage
 
 from mois_sam2_nf.data.io import Volume, case_id, load_nifti
+from mois_sam2_nf.data.masks import components_at
 from mois_sam2_nf.data.view import ScanView
 from mois_sam2_nf.errors import InputError
 from mois_sam2_nf.segmenters import Click, InteractiveSegmenter, Scan
@@ -57,17 +56,13 @@ def remove_components(mask: np.ndarray, points: Sequence[tuple[int, int, int]], 
         A new ``(I, J, K)`` bool mask.
     """
     if mode == "3d":
-        labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=26)
-        hit = {int(labels[p]) for p in points} - {0}
-        return mask & ~np.isin(labels, sorted(hit))
+        return mask & ~components_at(mask, points)
     if mode != "2d":
         raise ValueError(f"removal mode must be '3d' or '2d', got {mode!r}")
     canonical = view.to_canonical(mask).copy()
     for point in points:
         row, col, frame = (int(v) for v in view.ijk_to_canonical(point))
-        labels, _ = ndimage.label(canonical[:, :, frame], structure=np.ones((3, 3), dtype=bool))
-        if labels[row, col]:
-            canonical[:, :, frame] &= labels != labels[row, col]
+        canonical[:, :, frame] &= ~components_at(canonical[:, :, frame], [(row, col)])
     return np.ascontiguousarray(view.from_canonical(canonical)).astype(bool)
 
 

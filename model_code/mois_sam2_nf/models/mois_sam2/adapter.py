@@ -43,14 +43,14 @@ class MOISSAM2Segmenter(SAM2Segmenter):
                  imagenet_norm: bool | None = None, offload_state_to_cpu: bool = False,
                  exemplar_propagation: bool = True, propagation_mode: str = "overlap",
                  correction_reuse_k: int | None = None, cache_dtype: str = "fp32",
-                 track_continuity: bool = False) -> None:
+                 track_continuity: bool = False, keep_clicked_components: bool = True) -> None:
         self.num_max_exemplars = int(num_max_exemplars)
         self.propagates = bool(exemplar_propagation)
         self.propagation_mode = check_propagation_mode(propagation_mode)
         super().__init__(config, checkpoint, device=device, precision=precision, early_stop_k=early_stop_k,
                          imagenet_norm=imagenet_norm, offload_state_to_cpu=offload_state_to_cpu,
                          correction_reuse_k=correction_reuse_k, cache_dtype=cache_dtype,
-                         track_continuity=track_continuity)
+                         track_continuity=track_continuity, keep_clicked_components=keep_clicked_components)
 
     def build_predictor(self, config: str, checkpoint: str | None, device: str, overrides: list[str]
                         ) -> VolumeInferenceMixin:

@@ -57,6 +57,8 @@ class SAM2Segmenter:
         cache_dtype: ``"fp32"`` (exact) or ``"bf16"`` storage of the embedding cache.
         track_continuity: end a lesion's propagation pass where its slice masks stop overlapping (``False`` = SAM2's
             tracking; :class:`~mois_sam2_nf.models.session.ScanSession`).
+        keep_clicked_components: a lesion's mask keeps only the 3-D components that contain one of its positive
+            clicks (``True``, default) or is the model's mask as it is (``False``, the reference's output).
     """
 
     name = "sam2"
@@ -77,6 +79,7 @@ class SAM2Segmenter:
         correction_reuse_k: int | None = None,
         cache_dtype: str = "fp32",
         track_continuity: bool = False,
+        keep_clicked_components: bool = True,
     ) -> None:
         self.precision = check_precision(precision)
         self.early_stop_k = check_frame_count("early_stop_k", early_stop_k)
@@ -84,6 +87,7 @@ class SAM2Segmenter:
         self.cache_dtype = check_cache_dtype(cache_dtype)
         self.offload_state_to_cpu = offload_state_to_cpu
         self.track_continuity = track_continuity
+        self.keep_clicked_components = keep_clicked_components
         settings = inference_settings(self.name, check_checkpoint(checkpoint), config, imagenet_norm,
                                       self.default_imagenet_norm)
         self.imagenet_norm = settings.imagenet_norm
@@ -104,7 +108,8 @@ class SAM2Segmenter:
         self.session = ScanSession(self.predictor, scan, precision=self.precision, imagenet_norm=self.imagenet_norm,
                                    early_stop_k=self.early_stop_k, offload_state_to_cpu=self.offload_state_to_cpu,
                                    correction_reuse_k=self.correction_reuse_k, cache_dtype=self.cache_dtype,
-                                   track_continuity=self.track_continuity)
+                                   track_continuity=self.track_continuity,
+                                   keep_clicked_components=self.keep_clicked_components)
 
     def add_clicks(self, lesion_id: int, clicks: list[Click]) -> np.ndarray:
         """Add this interaction's new clicks of ``lesion_id``; return its bool mask on the original grid."""
