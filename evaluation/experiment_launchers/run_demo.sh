@@ -10,8 +10,9 @@
 # heaviest (MOIS-SAM2) first.
 #
 # Demo settings on top of the benchmark defaults: clicks use the reference's physical patch size (click=patch_dt_mm,
-# the demo preset has coarse voxels) and the SAM2-family models stop propagating after 2 slices without the object
-# (model.early_stop_k=2; exact full propagation is the default everywhere else).
+# the demo preset has coarse voxels) and the SAM2-family models stop propagating after 1 slice without the object
+# (model.early_stop_k=1, chosen on the validation scans: docs/demo_results.md; exact full propagation is the default
+# everywhere else).
 #
 #   DATA_ROOT        demo cohort                   (default data/demo/raw)
 #   RESULTS_DIR      results root                  (default evaluation/results/demo)
@@ -41,7 +42,7 @@ run_job() {
     shift 3
     local options=(click=patch_dt_mm)
     case "${model}" in
-        sam2 | mois_sam2*) options+=(model.early_stop_k=2) ;;  # SAM2-family option
+        sam2 | mois_sam2*) options+=(model.early_stop_k=1) ;;  # SAM2-family option
     esac
     JOBS=1 REPORT=0 MODELS="${model}" MODE="${mode}" TEST_SETS="${test_sets}" "${LAUNCHERS}/run_benchmark.sh" \
         "${options[@]}" "$@"
