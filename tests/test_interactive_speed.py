@@ -154,7 +154,7 @@ def test_bf16_cache_keeps_features_in_half_the_bytes(lesion_scan) -> None:
 
 def test_speed_profiles_of_segment_and_the_app() -> None:
     interactive = interactive_settings("mois_sam2")
-    assert interactive.options == {"early_stop_k": 2, "correction_reuse_k": 2, "cache_dtype": "fp32",
+    assert interactive.options == {"early_stop_k": 3, "correction_reuse_k": 2, "cache_dtype": "fp32",
                                    "precision": "fp32", "track_continuity": False}
     assert interactive.threads is not None and interactive.threads >= 1
     assert interactive_settings("sam2").options == interactive.options
@@ -170,7 +170,7 @@ def test_speed_profiles_of_segment_and_the_app() -> None:
 
 
 @pytest.mark.parametrize(("conf", "expected"), [
-    ({}, (2, 2)),
+    ({}, (3, 2)),
     ({"speed": "exact"}, (None, None)),
     ({"early_stop_k": "none", "correction_reuse_k": "3"}, (None, 3)),
 ])
