@@ -116,7 +116,8 @@ def test_checkpoint_without_metadata_keeps_the_documented_defaults(states, tmp_p
     assert mois.imagenet_norm is False and mois.predictor.image_size == 256
     assert create_segmenter("sam2", config="sam2_demo", checkpoint=str(official), imagenet_norm=False).imagenet_norm \
         is False
-    with pytest.raises(InputError, match="no checkpoint given; give the mois_sam2 model config"):
+    with pytest.raises(InputError, match=r"no checkpoint given; give the mois_sam2 weights \(e.g. model_weights/demo/"
+                                         r"mois_sam2_demo.pt\), or a mois_sam2 model config for random weights"):
         create_segmenter("mois_sam2")
 
 

@@ -169,8 +169,10 @@ def inference_settings(
     meta = read(checkpoint) if checkpoint is not None else None
     if meta is None or checkpoint is None:  # no metadata (a missing checkpoint has none)
         if config is None:
-            source = f"{checkpoint}: checkpoint has no inference metadata" if checkpoint else "no checkpoint given"
-            raise InputError(f"{source}; give the {family} model config")
+            if checkpoint:
+                raise InputError(f"{checkpoint}: checkpoint has no inference metadata; give the {family} model config")
+            raise InputError(f"no checkpoint given; give the {family} weights (e.g. "
+                             f"model_weights/demo/{family}_demo.pt), or a {family} model config for random weights")
         return InferenceSettings(config, default_imagenet_norm if imagenet_norm is None else imagenet_norm, None)
     meta.check_agrees(checkpoint, imagenet_norm=imagenet_norm)
     if meta.family == family:
